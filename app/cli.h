@@ -1,0 +1,27 @@
+// Command-line front end: each feature area registers its subcommands on the CLI11 app.
+// Errors inside a subcommand are thrown as exceptions; main prints one line and exits 2.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace dsv3::app {
+
+// A user error (bad argument, bad file): printed as "dsv3: <message>", exit status 2.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+void add_model_commands(CLI::App& app);     // forward, generate, info, demo  (cli_model.cpp)
+void add_fp8_commands(CLI::App& app);       // fp8 ...                          (cli_fp8.cpp)
+void add_pipeline_commands(CLI::App& app);  // pipeline ...                     (cli_pipeline.cpp)
+void add_balance_commands(CLI::App& app);   // balance ...                      (cli_balance.cpp)
+
+// Runs when `dsv3` is called with no subcommand.
+int run_default(int argc, char** argv);
+
+}  // namespace dsv3::app

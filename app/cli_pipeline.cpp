@@ -1,0 +1,10 @@
+// `dsv3 pipeline ...` subcommands.
+#include <CLI/CLI.hpp>
+
+#include "app/cli.h"
+
+namespace dsv3::app {
+
+void add_pipeline_commands(CLI::App& app) { (void)app; }
+
+}  // namespace dsv3::app

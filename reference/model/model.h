@@ -1,0 +1,60 @@
+// The DeepSeek-V3 reference model in float32: embedding, num_hidden_layers blocks of
+// MLA + (dense SwiGLU | DeepSeekMoE), final RMSNorm, output head.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "reference/model/config.h"
+#include "reference/model/kv_cache.h"
+#include "reference/model/rope.h"
+#include "reference/model/router.h"
+#include "reference/model/tensor.h"
+#include "reference/model/trace.h"
+#include "reference/model/weights.h"
+
+namespace dsv3::model {
+
+struct ForwardOptions {
+  Trace* trace = nullptr;             // filled per token and layer when set
+  std::vector<Mat>* hidden = nullptr; // hidden.{0..L} as HF output_hidden_states: [T, d] each
+  RouterOptions router;
+};
+
+class Model {
+ public:
+  Model(Config config, ModelWeights weights);
+
+  // "tiny", "small", ... (random weights from seed 0), a config.json path (random weights),
+  // or a checkpoint folder (config.json + safetensors).
+  static Model load(const std::string& name_or_dir, uint64_t seed = 0);
+
+  const Config& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
+  ModelWeights& mutable_weights() { return weights_; }  // e.g. the balance lab's live biases
+  const RopeTable& rope() const { return rope_; }
+
+  KVCache new_cache(AttnImpl impl) const { return KVCache(config_, impl); }
+
+  // Runs ids at positions cache.length() .. + T - 1, appends them to the cache and
+  // returns the logits [T, V]. Prefill (T > 1) and decode (T = 1) are the same call.
+  Mat forward(std::span<const int32_t> ids, KVCache& cache, const ForwardOptions& opt = {}) const;
+
+  // One transformer block (pre-norm MLA + FFN, two residual adds) over x [T, d] at positions
+  // cache.length().. of `layer`'s cache slot; used by the main stack and by the MTP modules.
+  Mat block(const LayerWeights& w, int layer_index, const Mat& x, KVCache& cache, int cache_layer,
+            const ForwardOptions& opt, int64_t trace_offset) const;
+
+  // Final RMSNorm + head.
+  Mat head(const Mat& h_normed) const;
+
+ private:
+  Config config_;
+  ModelWeights weights_;
+  RopeTable rope_;
+};
+
+}  // namespace dsv3::model

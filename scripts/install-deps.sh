@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package dsv3-explorer needs to build, test and run.
+# Safe to run again: apt-get skips what is already installed.
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config git
+  libeigen3-dev libfmt-dev nlohmann-json3-dev libcli11-dev
+  libncurses-dev libreadline-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  tmux
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
