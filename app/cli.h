@@ -16,7 +16,8 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-void add_model_commands(CLI::App& app);     // forward, generate, info, demo  (cli_model.cpp)
+void add_model_commands(CLI::App& app);     // forward, generate, demo        (cli_model.cpp)
+void add_info_commands(CLI::App& app);      // info                           (cli_info.cpp)
 void add_fp8_commands(CLI::App& app);       // fp8 ...                          (cli_fp8.cpp)
 void add_pipeline_commands(CLI::App& app);  // pipeline ...                     (cli_pipeline.cpp)
 void add_balance_commands(CLI::App& app);   // balance ...                      (cli_balance.cpp)

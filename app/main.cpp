@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   app.set_help_all_flag("--help-all", "Print help for every subcommand");
   dsv3::app::add_model_commands(app);
+  dsv3::app::add_info_commands(app);
   dsv3::app::add_fp8_commands(app);
   dsv3::app::add_pipeline_commands(app);
   dsv3::app::add_balance_commands(app);

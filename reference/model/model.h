@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -22,6 +23,11 @@ struct ForwardOptions {
   Trace* trace = nullptr;             // filled per token and layer when set
   std::vector<Mat>* hidden = nullptr; // hidden.{0..L} as HF output_hidden_states: [T, d] each
   RouterOptions router;
+  // When set, every linear layer that DeepSeek-V3 runs in FP8 (attention projections, dense
+  // and expert FFNs; paper Fig. 6) calls this instead of x W^T. `name` is the checkpoint
+  // tensor name, e.g. "model.layers.3.mlp.experts.5.up_proj.weight". Embedding, head,
+  // router, norms and attention scores never go through it.
+  std::function<Mat(const Mat& x, const Mat& w, const std::string& name)> linear;
 };
 
 class Model {
