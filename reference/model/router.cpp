@@ -67,7 +67,7 @@ RouteResult route(const Config& c, std::span<const float> logits, std::span<cons
   r.topk_weight.resize(k);
   float sum = 0;
   for (int j = 0; j < k; ++j) sum += r.topk_weight[j] = r.scores[r.topk_idx[j]];
-  const float denom = c.norm_topk_prob && k > 1 ? sum + 1e-20f : 1.0f;
+  const float denom = c.norm_topk_prob ? sum + 1e-20f : 1.0f;
   for (float& w : r.topk_weight) w = w / denom * static_cast<float>(c.routed_scaling_factor);
   return r;
 }
