@@ -1,0 +1,252 @@
+#include "reference/model/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <numeric>
+
+#include <fmt/format.h>
+
+namespace dsv3::model {
+namespace fs = std::filesystem;
+
+namespace {
+
+// RMSNorm over each row (eps from the config), then the learned per-channel weight.
+Mat rms_norm(const Mat& x, const Vec& weight, double eps) {
+  Mat y(x.rows(), x.cols());
+  for (Eigen::Index r = 0; r < x.rows(); ++r) {
+    float ms = x.row(r).squaredNorm() / static_cast<float>(x.cols());
+    float inv = 1.0f / std::sqrt(ms + static_cast<float>(eps));
+    y.row(r) = (x.row(r) * inv).cwiseProduct(weight.transpose());
+  }
+  return y;
+}
+
+float silu(float v) { return v / (1.0f + std::exp(-v)); }
+
+}  // namespace
+
+Model::Model(Config config, ModelWeights weights)
+    : config_(std::move(config)), weights_(std::move(weights)), rope_(make_rope_table(config_)) {}
+
+Model Model::load(const std::string& name_or_dir, uint64_t seed) {
+  Config c = resolve_config(name_or_dir);
+  fs::path p(name_or_dir);
+  if (fs::is_directory(p)) return Model(c, load_weights(c, p.string()));
+  return Model(c, random_weights(c, seed));
+}
+
+Mat Model::head(const Mat& h_normed) const { return h_normed * weights_.lm_head.transpose(); }
+
+namespace {
+
+struct Ctx {
+  const Config& c;
+  const RopeTable& rope;
+  const ForwardOptions& opt;
+  std::string prefix;  // "model.layers.{l}."
+
+  // y = x W^T, or the FP8 hook for the projections DeepSeek runs in FP8 (Fig. 6).
+  Mat linear(const Mat& x, const Mat& w, const std::string& name) const {
+    if (opt.linear) return opt.linear(x, w, prefix + name);
+    return x * w.transpose();
+  }
+};
+
+// SwiGLU FFN (dense layers, routed and shared experts): down( silu(gate x) * up x ).
+Mat swiglu(const Ctx& ctx, const Mat& x, const FfnWeights& f, const std::string& name) {
+  Mat g = ctx.linear(x, f.gate_proj, name + "gate_proj.weight");
+  Mat u = ctx.linear(x, f.up_proj, name + "up_proj.weight");
+  Mat a = g.unaryExpr([](float v) { return silu(v); }).cwiseProduct(u);
+  return ctx.linear(a, f.down_proj, name + "down_proj.weight");
+}
+
+// Multi-head Latent Attention over x [T, d] at positions p0 .. p0+T-1 (V3 §2.1.1, eq. 1-11).
+Mat mla(const Ctx& ctx, const AttentionWeights& w, const Mat& x, int64_t p0, KVCache::Layer& cache,
+        AttnImpl impl, std::vector<LayerTrace*>& traces) {
+  const Config& c = ctx.c;
+  const int64_t T = x.rows(), H = c.num_attention_heads;
+  const int64_t dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim, dv = c.v_head_dim;
+  const int64_t dqk = dn + dr, dc = c.kv_lora_rank;
+  const int64_t S = p0 + T;  // keys visible to the last query
+  const float scale = static_cast<float>(c.softmax_scale());
+
+  // eq. (6)-(9): queries. c^Q = W^{DQ} h (then RMSNorm); [q^C; q^R] = W^{UQ}/W^{QR} c^Q.
+  Mat q;  // [T, H*(dn+dr)], per head: dn "nope" columns then dr rope columns
+  if (c.q_lora_rank > 0) {
+    Mat cq = rms_norm(ctx.linear(x, w.q_a_proj, "self_attn.q_a_proj.weight"), w.q_a_layernorm, c.rms_norm_eps);
+    q = ctx.linear(cq, w.q_b_proj, "self_attn.q_b_proj.weight");
+  } else {
+    q = ctx.linear(x, w.q_proj, "self_attn.q_proj.weight");
+  }
+  // eq. (1), (3): the compressed latent c^{KV} and the shared RoPE key k^R.
+  Mat kv = ctx.linear(x, w.kv_a_proj_with_mqa, "self_attn.kv_a_proj_with_mqa.weight");  // [T, dc+dr]
+  Mat ckv = rms_norm(kv.leftCols(dc), w.kv_a_layernorm, c.rms_norm_eps);               // [T, dc]
+  Mat kpe = kv.rightCols(dr);                                                           // [T, dr]
+  for (int64_t t = 0; t < T; ++t) {
+    // eq. (3), (8): RoPE on q^R (every head) and on the one shared k^R, at position p0 + t.
+    for (int64_t h = 0; h < H; ++h) ctx.rope.apply(q.row(t).data() + h * dqk + dn, 1, p0 + t);
+    ctx.rope.apply(kpe.row(t).data(), 1, p0 + t);
+  }
+
+  // Kv_b split per head: rows [h*(dn+dv), +dn) are W^{UK}_h, the next dv rows W^{UV}_h.
+  const Mat& wkvb = w.kv_b_proj;  // [H*(dn+dv), dc]
+  if (impl == AttnImpl::kNaive) {
+    // eq. (2), (4), (5): materialise k_h = [k^C_h; k^R] and v_h for every head and cache them.
+    Mat kvb = ctx.linear(ckv, wkvb, "self_attn.kv_b_proj.weight");  // [T, H*(dn+dv)]
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < H; ++h) {
+        cache.a.row(p0 + t).segment(h * dqk, dn) = kvb.row(t).segment(h * (dn + dv), dn);
+        cache.a.row(p0 + t).segment(h * dqk + dn, dr) = kpe.row(t);
+        cache.b.row(p0 + t).segment(h * dv, dv) = kvb.row(t).segment(h * (dn + dv) + dn, dv);
+      }
+  } else {
+    // Absorbed form: only c^{KV} and k^R are cached (d_c + d^R_h numbers per token).
+    cache.a.middleRows(p0, T) = ckv;
+    cache.b.middleRows(p0, T) = kpe;
+  }
+
+  Mat o(T, H * dv);  // [T, H*dv], head-major
+#pragma omp parallel for schedule(static) if (H * S * T > 4096)
+  for (int64_t h = 0; h < H; ++h) {
+    Mat scores;  // [T, S]
+    if (impl == AttnImpl::kNaive) {
+      Mat qh = q.middleCols(h * dqk, dqk);
+      scores = qh * cache.a.block(0, h * dqk, S, dqk).transpose();
+    } else {
+      // q^C_h^T k^C_h(s) = (W^{UK}_h^T q^C_h)^T c^{KV}(s): absorb W^{UK} into the query.
+      Mat q_abs = q.middleCols(h * dqk, dn) * wkvb.middleRows(h * (dn + dv), dn);  // [T, dc]
+      scores = q_abs * cache.a.topRows(S).transpose() +
+               q.middleCols(h * dqk + dn, dr) * cache.b.topRows(S).transpose();
+    }
+    // eq. (10): softmax(q^T k / sqrt(d_h + d^R_h)) with a causal mask.
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t visible = p0 + t + 1;
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int64_t s = 0; s < visible; ++s) mx = std::max(mx, scores(t, s) * scale);
+      float sum = 0;
+      for (int64_t s = 0; s < visible; ++s) sum += scores(t, s) = std::exp(scores(t, s) * scale - mx);
+      for (int64_t s = 0; s < visible; ++s) scores(t, s) /= sum;
+      for (int64_t s = visible; s < S; ++s) scores(t, s) = 0;
+      if (traces[t]) traces[t]->attn[h].assign(scores.row(t).data(), scores.row(t).data() + visible);
+    }
+    if (impl == AttnImpl::kNaive) {
+      o.middleCols(h * dv, dv) = scores * cache.b.block(0, h * dv, S, dv);
+    } else {
+      // Absorb W^{UV} on the output side: o_h = W^{UV}_h (sum_s p_s c^{KV}(s)).
+      Mat lat = scores * cache.a.topRows(S);  // [T, dc]
+      o.middleCols(h * dv, dv) = lat * wkvb.middleRows(h * (dn + dv) + dn, dv).transpose();
+    }
+  }
+  return ctx.linear(o, w.o_proj, "self_attn.o_proj.weight");  // eq. (11)
+}
+
+// DeepSeekMoE (eq. 12-16): h' = u + sum_shared FFN(u) + sum_routed g_{i,t} FFN_i(u).
+Mat moe(const Ctx& ctx, const MoeWeights& m, const Mat& x, std::vector<LayerTrace*>& traces) {
+  const Config& c = ctx.c;
+  const int64_t T = x.rows(), E = c.n_routed_experts;
+  Mat logits = x * m.gate.transpose();  // router in full precision, never FP8  [T, E]
+  std::span<const float> bias;
+  if (m.e_score_correction_bias.size()) bias = {m.e_score_correction_bias.data(), static_cast<size_t>(E)};
+  std::vector<std::vector<std::pair<int64_t, float>>> routed(E);  // expert -> (token, gate)
+  for (int64_t t = 0; t < T; ++t) {
+    RouteResult r = route(c, {logits.row(t).data(), static_cast<size_t>(E)}, bias, ctx.opt.router);
+    for (size_t j = 0; j < r.topk_idx.size(); ++j) routed[r.topk_idx[j]].push_back({t, r.topk_weight[j]});
+    if (traces[t]) traces[t]->router = std::move(r);
+  }
+  std::vector<Mat> outs(E);
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t e = 0; e < E; ++e) {
+    if (routed[e].empty()) continue;
+    Mat xe(routed[e].size(), x.cols());
+    for (size_t i = 0; i < routed[e].size(); ++i) xe.row(i) = x.row(routed[e][i].first);
+    outs[e] = swiglu(ctx, xe, m.experts[e], fmt::format("mlp.experts.{}.", e));
+  }
+  Mat y = Mat::Zero(T, x.cols());
+  for (int64_t e = 0; e < E; ++e)  // ascending expert order, as both references accumulate
+    for (size_t i = 0; i < routed[e].size(); ++i) y.row(routed[e][i].first) += routed[e][i].second * outs[e].row(i);
+  if (m.shared) y += swiglu(ctx, x, *m.shared, "mlp.shared_experts.");
+  return y;
+}
+
+}  // namespace
+
+Mat Model::block(const LayerWeights& w, int layer_index, const Mat& x, KVCache& cache, int cache_layer,
+                 const ForwardOptions& opt, int64_t trace_offset) const {
+  const int64_t T = x.rows(), p0 = cache.length();
+  Ctx ctx{config_, rope_, opt, fmt::format("model.layers.{}.", layer_index)};
+  std::vector<LayerTrace*> traces(T, nullptr);
+  if (opt.trace) {
+    for (int64_t t = 0; t < T; ++t) {
+      TokenTrace& tt = opt.trace->tokens[trace_offset + t];
+      if (static_cast<int64_t>(tt.layers.size()) <= layer_index) tt.layers.resize(layer_index + 1);
+      LayerTrace& lt = tt.layers[layer_index];
+      lt.layer = layer_index;
+      lt.moe = w.moe.has_value();
+      lt.cache_elements_per_token = cache.elements_per_token_per_layer();
+      lt.cache_bytes = (p0 + t + 1) * lt.cache_elements_per_token * 4;
+      lt.attn.assign(config_.num_attention_heads, {});
+      traces[t] = &lt;
+    }
+  }
+  // Pre-norm residual block: h = x + MLA(norm(x)); out = h + FFN(norm(h)).
+  Mat h = x + mla(ctx, w.attn, rms_norm(x, w.input_layernorm, config_.rms_norm_eps), p0,
+                  cache.layer(cache_layer), cache.impl(), traces);
+  Mat f = rms_norm(h, w.post_attention_layernorm, config_.rms_norm_eps);
+  if (w.moe) return h + moe(ctx, *w.moe, f, traces);
+  return h + swiglu(ctx, f, *w.dense, "mlp.");
+}
+
+Mat Model::forward(std::span<const int32_t> ids, KVCache& cache, const ForwardOptions& opt) const {
+  const int64_t T = static_cast<int64_t>(ids.size()), p0 = cache.length();
+  if (T == 0) return Mat(0, config_.vocab_size);
+  for (int32_t id : ids)
+    if (id < 0 || id >= config_.vocab_size)
+      throw std::out_of_range(fmt::format("token id {} is outside the vocabulary [0, {})", id, config_.vocab_size));
+  if (p0 + T > config_.max_position_embeddings)
+    throw std::out_of_range(fmt::format("position {} exceeds max_position_embeddings {}", p0 + T - 1, config_.max_position_embeddings));
+
+  int64_t trace_offset = 0;
+  if (opt.trace) {
+    trace_offset = static_cast<int64_t>(opt.trace->tokens.size());
+    for (int64_t t = 0; t < T; ++t) {
+      TokenTrace tt;
+      tt.position = p0 + t;
+      tt.token = ids[t];
+      tt.layers.resize(config_.num_hidden_layers);
+      opt.trace->tokens.push_back(std::move(tt));
+    }
+  }
+  cache.reserve_more(T);
+  Mat h(T, config_.hidden_size);  // [T, d]
+  for (int64_t t = 0; t < T; ++t) h.row(t) = weights_.embed_tokens.row(ids[t]);
+  if (opt.hidden) opt.hidden->assign(1, h);
+  for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
+    h = block(weights_.layers[l], static_cast<int>(l), h, cache, static_cast<int>(l), opt, trace_offset);
+    if (opt.hidden && l + 1 < config_.num_hidden_layers) opt.hidden->push_back(h);
+  }
+  cache.advance(T);
+  Mat hn = rms_norm(h, weights_.norm, config_.rms_norm_eps);
+  if (opt.hidden) opt.hidden->push_back(hn);  // hidden.L is after the final norm (HF convention)
+  Mat logits = head(hn);                     // [T, V]
+
+  if (opt.trace) {
+    for (int64_t t = 0; t < T; ++t) {
+      auto row = logits.row(t);
+      float mx = row.maxCoeff();
+      Eigen::RowVectorXf p = (row.array() - mx).exp();
+      p /= p.sum();
+      std::vector<int32_t> idx(config_.vocab_size);
+      std::iota(idx.begin(), idx.end(), 0);
+      int k = std::min<int>(opt.trace->top_k, static_cast<int>(config_.vocab_size));
+      std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int a, int b) { return p[a] > p[b]; });
+      auto& top = opt.trace->tokens[trace_offset + t].top_next;
+      for (int j = 0; j < k; ++j) top.emplace_back(idx[j], p[idx[j]]);
+    }
+  }
+  return logits;
+}
+
+}  // namespace dsv3::model
