@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
+#include <memory>
 #include <set>
 
 #include "reference/model/model.h"
@@ -13,32 +15,40 @@ namespace {
 
 using model::AttnImpl;
 
+// hf-tiny: the shared golden set (plain RoPE, 2 groups); tiny-yarn-groups: YaRN with mscale,
+// 4 groups keep 2, and an MTP module; tiny-yarn-noq: q_lora_rank null (plain q_proj), V2-Lite
+// style mscale 0.707. The last two come from tests/data/gen/hf_reference.py.
 struct HfTiny {
-  model::Model m = model::Model::load(testing::data_path("hf-tiny"));
-  io::SafetensorsFile golden{testing::data_path("hf-tiny/golden.safetensors")};
+  explicit HfTiny(const std::string& name)
+      : m(model::Model::load(testing::data_path(name))),
+        golden(testing::data_path(name + "/golden.safetensors")) {}
+  model::Model m;
+  io::SafetensorsFile golden;
   std::vector<int32_t> ids() const {
     std::vector<int32_t> out;
     for (int64_t v : testing::golden_i64(golden, "input_ids")) out.push_back(static_cast<int32_t>(v));
     return out;
   }
-  // HF fills dropped groups with 0.0 rather than -inf before the top-k.
-  model::ForwardOptions hf_options() const {
-    model::ForwardOptions o;
-    o.router.masked_fill = 0.0f;
-    return o;
-  }
+  // transformers 5.17 fills dropped groups with -inf, like the official code (our default).
+  model::ForwardOptions hf_options() const { return {}; }
 };
 
-HfTiny& fixture() {
-  static HfTiny f;
-  return f;
+HfTiny& fixture(const std::string& name) {
+  static std::map<std::string, std::unique_ptr<HfTiny>> cache;
+  auto& f = cache[name];
+  if (!f) f = std::make_unique<HfTiny>(name);
+  return *f;
 }
 
-class ParityHf : public ::testing::TestWithParam<AttnImpl> {};
+class ParityHf : public ::testing::TestWithParam<std::tuple<std::string, AttnImpl>> {
+ protected:
+  HfTiny& data() { return fixture(std::get<0>(GetParam())); }
+  AttnImpl impl() const { return std::get<1>(GetParam()); }
+};
 
 TEST_P(ParityHf, LogitsHiddenAndRoutingMatchTransformers) {
-  HfTiny& f = fixture();
-  auto cache = f.m.new_cache(GetParam());
+  HfTiny& f = data();
+  auto cache = f.m.new_cache(impl());
   model::Trace trace;
   std::vector<Mat> hidden;
   model::ForwardOptions opt = f.hf_options();
@@ -86,10 +96,10 @@ TEST_P(ParityHf, LogitsHiddenAndRoutingMatchTransformers) {
 }
 
 TEST_P(ParityHf, IncrementalDecodeMatchesTransformersCache) {
-  HfTiny& f = fixture();
+  HfTiny& f = data();
   std::vector<int32_t> ids = f.ids();
   const size_t n = ids.size();
-  auto cache = f.m.new_cache(GetParam());
+  auto cache = f.m.new_cache(impl());
   model::ForwardOptions opt = f.hf_options();
   f.m.forward(std::span(ids).first(n - 3), cache, opt);
   Mat want = testing::golden_matrix(f.golden, "decode_logits_last3");
@@ -99,8 +109,16 @@ TEST_P(ParityHf, IncrementalDecodeMatchesTransformersCache) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(BothAttentionForms, ParityHf, ::testing::Values(AttnImpl::kNaive, AttnImpl::kAbsorbed),
-                         [](const auto& info) { return std::string(model::to_string(info.param)); });
+INSTANTIATE_TEST_SUITE_P(
+    Golden, ParityHf,
+    ::testing::Combine(::testing::Values("hf-tiny", "tiny-yarn-groups", "tiny-yarn-noq"),
+                       ::testing::Values(AttnImpl::kNaive, AttnImpl::kAbsorbed)),
+    [](const auto& info) {
+      std::string n = std::get<0>(info.param) + "_" + model::to_string(std::get<1>(info.param));
+      for (char& ch : n)
+        if (ch == '-') ch = '_';
+      return n;
+    });
 
 }  // namespace
 }  // namespace dsv3
