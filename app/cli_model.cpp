@@ -1,12 +1,220 @@
-// `dsv3 forward | generate | info | demo`: the reference model's command line.
+// `dsv3 forward | generate | demo`: the reference model's command line.
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
 
 #include "app/cli.h"
+#include "reference/io/safetensors.h"
+#include "reference/io/tokenizer.h"
+#include "reference/model/generate.h"
+#include "reference/model/model.h"
 
 namespace dsv3::app {
 
-void add_model_commands(CLI::App& app) { (void)app; }
+namespace {
 
-int run_default(int, char**) { return 0; }
+struct ForwardArgs {
+  std::string model = "tiny";
+  std::string ids;
+  std::string dump;
+  std::string attn = "absorbed";
+  uint64_t seed = 0;
+};
+
+struct GenerateArgs {
+  std::string model = "tiny";
+  std::string prompt;
+  std::string ids;
+  int n = 16;
+  double temperature = 0.0;
+  double top_p = 1.0;
+  uint64_t seed = 0;
+  std::string attn = "absorbed";
+  bool json = false;
+  bool routes = false;
+};
+
+model::Model load_model(const std::string& name, uint64_t seed) {
+  try {
+    return model::Model::load(name, seed);
+  } catch (const model::ConfigError& e) {
+    throw UsageError(e.what());
+  } catch (const io::FormatError& e) {
+    throw UsageError(e.what());
+  }
+}
+
+std::vector<int32_t> prompt_ids(const model::Model& m, const std::string& prompt, const std::string& ids) {
+  if (!prompt.empty() && !ids.empty()) throw UsageError("give either --prompt or --ids, not both");
+  std::vector<int32_t> out;
+  if (!ids.empty()) {
+    try {
+      out = io::parse_ids(ids);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(fmt::format("--ids: {}", e.what()));
+    }
+  } else {
+    if (m.config().vocab_size < io::ByteTokenizer::kMinVocab)
+      throw UsageError(fmt::format("--prompt needs a vocabulary of at least {} for the byte tokenizer; use --ids", io::ByteTokenizer::kMinVocab));
+    out = io::ByteTokenizer().encode(prompt);
+  }
+  if (out.empty()) throw UsageError("the prompt is empty: give --prompt TEXT or --ids LIST");
+  for (int32_t id : out)
+    if (id >= m.config().vocab_size)
+      throw UsageError(fmt::format("--ids: token {} is outside the vocabulary [0, {})", id, m.config().vocab_size));
+  return out;
+}
+
+void run_forward(const ForwardArgs& a) {
+  model::Model m = load_model(a.model, a.seed);
+  std::vector<int32_t> ids = prompt_ids(m, "", a.ids);
+  model::AttnImpl impl = model::parse_attn_impl(a.attn);
+  auto cache = m.new_cache(impl);
+  model::Trace trace;
+  std::vector<Mat> hidden;
+  model::ForwardOptions opt;
+  opt.trace = &trace;
+  opt.hidden = &hidden;
+  Mat logits = m.forward(ids, cache, opt);
+
+  const int64_t T = static_cast<int64_t>(ids.size());
+  if (!a.dump.empty()) {
+    io::SafetensorsWriter w;
+    w.add("logits", logits);
+    for (size_t i = 0; i < hidden.size(); ++i) w.add(fmt::format("hidden.{}", i), hidden[i]);
+    const model::Config& c = m.config();
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+      if (!c.is_moe_layer(l)) continue;
+      const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok;
+      Mat rl(T, E), tw(T, K);
+      std::vector<int64_t> ti(T * K);
+      for (int64_t t = 0; t < T; ++t) {
+        const model::RouteResult& r = trace.tokens[t].layers[l].router;
+        for (int64_t e = 0; e < E; ++e) rl(t, e) = r.logits[e];
+        for (int64_t k = 0; k < K; ++k) {
+          ti[t * K + k] = r.topk_idx[k];
+          tw(t, k) = r.topk_weight[k];
+        }
+      }
+      w.add(fmt::format("router.{}.logits", l), rl);
+      w.add_i64(fmt::format("router.{}.topk_idx", l), {T, K}, ti);
+      w.add(fmt::format("router.{}.topk_weight", l), tw);
+    }
+    w.set_metadata("format", "pt");
+    w.set_metadata("producer", "dsv3 forward");
+    w.write(a.dump);
+  }
+  fmt::print("model {} ({} attention), {} tokens\n", m.config().name, a.attn, T);
+  for (int64_t t = 0; t < T; ++t) {
+    Eigen::Index best;
+    float v = logits.row(t).maxCoeff(&best);
+    fmt::print("  pos {:>3}  token {:>6}  ->  argmax {:>6}  (logit {:.4f})\n", t, ids[t], best, v);
+  }
+  if (!a.dump.empty()) fmt::print("wrote {}\n", a.dump);
+}
+
+// One line per MoE layer: chosen experts with their gate weights.
+void print_routes(const model::Config& c, const model::TokenTrace& tt) {
+  for (const model::LayerTrace& lt : tt.layers) {
+    if (!lt.moe) continue;
+    std::string experts;
+    for (size_t j = 0; j < lt.router.topk_idx.size(); ++j)
+      experts += fmt::format(" {:>3}:{:.3f}", lt.router.topk_idx[j], lt.router.topk_weight[j]);
+    std::string groups;
+    for (int g : lt.router.groups_kept) groups += fmt::format("{}{}", groups.empty() ? "" : ",", g);
+    fmt::print("    layer {:>2}  groups [{}]  experts{}\n", lt.layer, groups.empty() ? "all" : groups, experts);
+  }
+  (void)c;
+}
+
+void run_generate(const GenerateArgs& a) {
+  if (a.n < 0) throw UsageError("-n must not be negative");
+  if (a.temperature < 0) throw UsageError("--temperature must not be negative");
+  if (a.top_p <= 0 || a.top_p > 1) throw UsageError("--top-p must be in (0, 1]");
+  model::Model m = load_model(a.model, a.seed);
+  std::vector<int32_t> prompt = prompt_ids(m, a.prompt, a.ids);
+  model::GenerateOptions g;
+  g.max_new_tokens = a.n;
+  g.sampling = {a.temperature, a.top_p, a.seed};
+  g.attn = model::parse_attn_impl(a.attn);
+  model::Trace trace;
+  if (a.routes) g.trace = &trace;
+  std::vector<int32_t> out = a.n > 0 ? model::generate(m, prompt, g) : std::vector<int32_t>{};
+  const bool bytes = m.config().vocab_size >= io::ByteTokenizer::kMinVocab;
+  io::ByteTokenizer tok;
+  if (a.json) {
+    nlohmann::json j;
+    j["model"] = m.config().name;
+    j["prompt_ids"] = prompt;
+    j["ids"] = out;
+    if (bytes) j["text"] = tok.decode(out);
+    fmt::print("{}\n", j.dump());
+    return;
+  }
+  if (a.routes) {
+    for (size_t t = 0; t < trace.tokens.size(); ++t) {
+      const model::TokenTrace& tt = trace.tokens[t];
+      size_t gen_index = t + 1 >= prompt.size() ? t + 1 - prompt.size() : SIZE_MAX;
+      std::string next = gen_index < out.size() ? (bytes ? tok.piece(out[gen_index]) : std::to_string(out[gen_index])) : "";
+      fmt::print("step {:>3}  token {:>8}{}\n", tt.position, bytes ? tok.piece(tt.token) : std::to_string(tt.token),
+                 next.empty() ? "" : fmt::format("  ->  next {}", next));
+      print_routes(m.config(), tt);
+    }
+  }
+  fmt::print("ids: {}\n", fmt::join(out, ","));
+  if (bytes) fmt::print("text: {}\n", tok.decode(out));
+}
+
+}  // namespace
+
+void add_model_commands(CLI::App& app) {
+  auto fa = std::make_shared<ForwardArgs>();
+  CLI::App* f = app.add_subcommand("forward", "Run the model on token ids and dump logits, hidden states and routing");
+  f->add_option("--model", fa->model, "Checkpoint folder, config.json, or built-in name (tiny, small, ...)");
+  f->add_option("--ids", fa->ids, "Comma-separated token ids, e.g. 3,17,5")->required();
+  f->add_option("--dump", fa->dump, "Write float32 tensors to this .safetensors file");
+  f->add_option("--attn", fa->attn, "Attention form")->check(CLI::IsMember({"naive", "absorbed"}));
+  f->add_option("--seed", fa->seed, "Seed of the random weights (built-in models and bare configs)");
+  f->callback([fa] { run_forward(*fa); });
+
+  auto ga = std::make_shared<GenerateArgs>();
+  CLI::App* g = app.add_subcommand("generate", "Generate tokens from a prompt");
+  g->add_option("--model", ga->model, "Checkpoint folder, config.json, or built-in name (tiny, small, ...)");
+  g->add_option("--prompt", ga->prompt, "Prompt text (byte-level tokenizer)");
+  g->add_option("--ids", ga->ids, "Prompt as comma-separated token ids");
+  g->add_option("-n", ga->n, "Tokens to generate");
+  g->add_option("--temperature", ga->temperature, "0 = greedy");
+  g->add_option("--top-p", ga->top_p, "Nucleus sampling mass in (0, 1]");
+  g->add_option("--seed", ga->seed, "Sampling and random-weight seed");
+  g->add_option("--attn", ga->attn, "Attention form")->check(CLI::IsMember({"naive", "absorbed"}));
+  g->add_flag("--routes", ga->routes, "Print each step's routing decisions");
+  g->add_flag("--json", ga->json, "Machine-readable output");
+  g->callback([ga] { run_generate(*ga); });
+
+  auto da = std::make_shared<GenerateArgs>();
+  da->prompt = "DeepSeek-V3 routes";
+  da->n = 8;
+  da->routes = true;
+  CLI::App* d = app.add_subcommand("demo", "A short generation on the tiny model, printing every step's routing");
+  d->add_option("--model", da->model, "Model to run");
+  d->add_option("--prompt", da->prompt, "Prompt text");
+  d->add_option("-n", da->n, "Tokens to generate");
+  d->callback([da] { run_generate(*da); });
+}
+
+int run_default(int argc, char** argv) {
+  (void)argc;
+  (void)argv;
+  GenerateArgs a;
+  a.prompt = "DeepSeek-V3 routes";
+  a.n = 8;
+  a.routes = true;
+  run_generate(a);
+  return 0;
+}
 
 }  // namespace dsv3::app

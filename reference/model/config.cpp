@@ -1,6 +1,7 @@
 #include "reference/model/config.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -31,7 +32,9 @@ class Reader {
     if (!j_.contains(key)) fail(key, "is missing");
     const json& v = j_[key];
     if (v.is_number_integer()) return v.get<int64_t>();
-    if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>())
+    // 7168.0 is accepted; the range check keeps the cast defined (1e300 is not an integer).
+    if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() &&
+        std::fabs(v.get<double>()) < 9.0e15)
       return static_cast<int64_t>(v.get<double>());
     fail(key, fmt::format("must be an integer, got {}", v.dump()));
   }
@@ -163,6 +166,9 @@ Config parse_hf(const json& j, const std::string& source) {
       const json& b = qj["weight_block_size"];
       if (!b.is_array() || b.size() != 2 || !b[0].is_number_integer() || !b[1].is_number_integer())
         q.fail("weight_block_size", fmt::format("must be [rows, cols], got {}", b.dump()));
+      if (b[0].get<int64_t>() <= 0 || b[1].get<int64_t>() <= 0 || b[0].get<int64_t>() > 65536 ||
+          b[1].get<int64_t>() > 65536)
+        q.fail("weight_block_size", fmt::format("must be two positive block sizes, got {}", b.dump()));
       c.quantization.block_rows = b[0].get<int>();
       c.quantization.block_cols = b[1].get<int>();
     }
@@ -258,10 +264,10 @@ void Config::validate() const {
   if (q_lora_rank < 0) fail("q_lora_rank", "must be null or positive");
   if (qk_rope_head_dim <= 0 || qk_rope_head_dim % 2)
     fail("qk_rope_head_dim", fmt::format("must be positive and even (RoPE rotates pairs), got {}", qk_rope_head_dim));
-  if (first_k_dense_replace < num_hidden_layers) positive("intermediate_size", intermediate_size);
   if (first_k_dense_replace < 0 || first_k_dense_replace > num_hidden_layers)
     fail("first_k_dense_replace", fmt::format("must be in [0, num_hidden_layers={}], got {}", num_hidden_layers, first_k_dense_replace));
-  if (first_k_dense_replace > 0) positive("intermediate_size", intermediate_size);
+  if (moe_layer_freq > 0 && num_moe_layers() < num_hidden_layers)
+    positive("intermediate_size", intermediate_size);
   if (moe_layer_freq <= 0) fail("moe_layer_freq", "must be positive");
   if (n_routed_experts < 0) fail("n_routed_experts", "must not be negative");
   if (n_routed_experts > 0) {
@@ -291,10 +297,14 @@ void Config::validate() const {
 
 Config parse_config(const json& j, const std::string& source) {
   if (!j.is_object()) throw ConfigError(fmt::format("{}: the top level must be a JSON object", source));
-  bool official = j.contains("dim") || j.contains("n_layers");
-  bool hf = j.contains("hidden_size") || j.contains("num_hidden_layers");
-  if (official && hf)
-    throw ConfigError(fmt::format("{}: key 'dim' contradicts 'hidden_size': mixes official and Hugging Face keys", source));
+  const char* official_key = j.contains("dim") ? "dim" : j.contains("n_layers") ? "n_layers" : nullptr;
+  const char* hf_key = j.contains("hidden_size")         ? "hidden_size"
+                       : j.contains("num_hidden_layers") ? "num_hidden_layers"
+                                                         : nullptr;
+  bool official = official_key != nullptr;
+  if (official_key && hf_key)
+    throw ConfigError(fmt::format("{}: key '{}' contradicts '{}': mixes official and Hugging Face keys",
+                                  source, official_key, hf_key));
   Config c = official ? parse_official(j, source) : parse_hf(j, source);
   c.source = source;
   c.name = fs::path(source).stem().string();
