@@ -152,7 +152,7 @@ void run_generate(const GenerateArgs& a) {
     j["prompt_ids"] = prompt;
     j["ids"] = out;
     if (bytes) j["text"] = tok.decode(out);
-    fmt::print("{}\n", j.dump());
+    fmt::print("{}\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     return;
   }
   if (a.routes) {
