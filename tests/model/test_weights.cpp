@@ -1,0 +1,119 @@
+// Checkpoint loading: FP8 E4M3 weights with weight_scale_inv blocks, sharded checkpoints,
+// save/load round trips and missing tensors.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "reference/io/safetensors.h"
+#include "reference/model/model.h"
+#include "reference/model/sampling.h"
+
+namespace dsv3 {
+namespace {
+namespace fs = std::filesystem;
+
+fs::path temp_dir(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("dsv3-weights-" + std::to_string(getpid()) + "-" + name);
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+TEST(Weights, Fp8BlocksAreDequantizedWithCeilEdgeBlocks) {
+  // [200, 130] E4M3 weight: 2 x 2 blocks of 128, the second row/column blocks partial.
+  const int rows = 200, cols = 130;
+  model::Rng rng(9);
+  std::vector<uint8_t> codes(rows * cols);
+  for (uint8_t& c : codes) {
+    c = static_cast<uint8_t>(rng.next() & 0xFF);
+    if ((c & 0x7F) == 0x7F) c = 0x3C;  // no NaNs in a weight
+  }
+  std::vector<float> scale = {0.5f, 2.0f, 0.125f, 3.0f};
+  io::SafetensorsWriter w;
+  w.add("w.weight", io::DType::kF8E4M3, {rows, cols}, codes.data(), codes.size());
+  w.add("w.weight_scale_inv", io::DType::kF32, {2, 2}, scale.data(), scale.size() * 4);
+  fs::path dir = temp_dir("fp8");
+  w.write((dir / "model.safetensors").string());
+  io::Checkpoint ck(dir.string());
+  Mat m = ck.matrix("w.weight", {rows, cols});
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c)
+      ASSERT_EQ(m(r, c), io::e4m3fn_to_f32(codes[r * cols + c]) * scale[(r / 128) * 2 + c / 128]) << r << "," << c;
+  EXPECT_EQ(m(0, 0), io::e4m3fn_to_f32(codes[0]) * 0.5f);
+  EXPECT_EQ(m(199, 129), io::e4m3fn_to_f32(codes[199 * cols + 129]) * 3.0f);
+
+  // A wrong scale shape and a missing scale are both named errors.
+  io::SafetensorsWriter bad;
+  bad.add("w.weight", io::DType::kF8E4M3, {rows, cols}, codes.data(), codes.size());
+  bad.add("w.weight_scale_inv", io::DType::kF32, {1, 4}, scale.data(), scale.size() * 4);
+  bad.write((dir / "model.safetensors").string());
+  try {
+    io::Checkpoint(dir.string()).matrix("w.weight");
+    FAIL() << "expected a FormatError";
+  } catch (const io::FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("w.weight_scale_inv"), std::string::npos) << e.what();
+  }
+  io::SafetensorsWriter noscale;
+  noscale.add("w.weight", io::DType::kF8E4M3, {rows, cols}, codes.data(), codes.size());
+  noscale.write((dir / "model.safetensors").string());
+  EXPECT_THROW(io::Checkpoint(dir.string()).matrix("w.weight"), io::FormatError);
+  fs::remove_all(dir);
+}
+
+TEST(Weights, SaveLoadRoundTripIncludingMtpAndShards) {
+  model::Model m = model::Model::load("tiny");
+  fs::path dir = temp_dir("roundtrip");
+  std::ifstream cfg(std::string(DSV3_SOURCE_DIR) + "/tiny-configs/tiny.json");
+  std::ofstream((dir / "config.json").string()) << cfg.rdbuf();
+  model::save_weights(m.config(), m.weights(), (dir / "model.safetensors").string());
+  model::Model back = model::Model::load(dir.string());
+  ASSERT_EQ(back.weights().mtp.size(), 1u);
+  EXPECT_EQ(back.weights().mtp[0].eh_proj, m.weights().mtp[0].eh_proj);
+  std::vector<int32_t> ids = {0, 50, 60, 70};
+  auto c1 = m.new_cache(model::AttnImpl::kAbsorbed), c2 = back.new_cache(model::AttnImpl::kAbsorbed);
+  EXPECT_EQ(m.forward(ids, c1, {}), back.forward(ids, c2, {}));
+
+  // Split the same tensors over two shards with an index; the result is identical.
+  io::SafetensorsFile whole((dir / "model.safetensors").string());
+  io::SafetensorsWriter a, b;
+  nlohmann::json index;
+  int i = 0;
+  for (const auto& [name, t] : whole.tensors()) {
+    bool first = i++ % 2 == 0;
+    (first ? a : b).add(name, t.dtype, t.shape, t.data, t.nbytes);
+    index["weight_map"][name] = first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+  }
+  fs::path sharded = temp_dir("sharded");
+  fs::copy_file(dir / "config.json", sharded / "config.json");
+  a.write((sharded / "model-00001-of-00002.safetensors").string());
+  b.write((sharded / "model-00002-of-00002.safetensors").string());
+  std::ofstream((sharded / "model.safetensors.index.json").string()) << index.dump();
+  model::Model s = model::Model::load(sharded.string());
+  auto c3 = s.new_cache(model::AttnImpl::kAbsorbed);
+  c1 = m.new_cache(model::AttnImpl::kAbsorbed);
+  EXPECT_EQ(m.forward(ids, c1, {}), s.forward(ids, c3, {}));
+  fs::remove_all(dir);
+  fs::remove_all(sharded);
+}
+
+TEST(Weights, MissingTensorsAreListedByName) {
+  model::Model m = model::Model::load("tiny");
+  fs::path dir = temp_dir("missing");
+  io::SafetensorsWriter w;
+  w.add("model.embed_tokens.weight", m.weights().embed_tokens);
+  w.write((dir / "model.safetensors").string());
+  try {
+    model::load_weights(m.config(), dir.string());
+    FAIL() << "expected a FormatError";
+  } catch (const io::FormatError& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("missing tensors: model.layers.0.input_layernorm.weight"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("in all)"), std::string::npos) << msg;
+  }
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace dsv3
