@@ -1,10 +1,262 @@
-// `dsv3 fp8 ...` subcommands.
+// `dsv3 fp8 ...` subcommands: FP8 codes by hand, the accumulation-error experiment, and single
+// tensor-core dot products for checking the emulation against real hardware.
+#include <fmt/format.h>
+
 #include <CLI/CLI.hpp>
+#include <bit>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "app/cli.h"
+#include "reference/fp8/analysis.h"
+#include "reference/fp8/format.h"
+#include "reference/fp8/gemm.h"
 
 namespace dsv3::app {
+namespace {
 
-void add_fp8_commands(CLI::App& app) { (void)app; }
+using fp8::Format;
+
+Format format_arg(const std::string& s) {
+  try {
+    return fp8::parse_format(s);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+}
+
+uint8_t parse_code(const std::string& s) {
+  const bool hex = s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+  const std::string digits = hex ? s.substr(2) : s;
+  if (digits.empty() || digits.find_first_not_of(hex ? "0123456789abcdefABCDEF" : "0123456789") !=
+                            std::string::npos) {
+    throw UsageError(fmt::format("'{}' is not an FP8 code (0..255, decimal or 0x hex)", s));
+  }
+  const unsigned long v = std::strtoul(digits.c_str(), nullptr, hex ? 16 : 10);
+  if (v > 255 || digits.size() > 4)
+    throw UsageError(fmt::format("FP8 code '{}' is out of range 0..255", s));
+  return static_cast<uint8_t>(v);
+}
+
+// Parsed straight to binary32 (strtof rounds correctly once), so the encode sees the same float
+// a float32 tensor would hold.
+float parse_float(const std::string& s) {
+  errno = 0;
+  char* end = nullptr;
+  const float v = std::strtof(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size())
+    throw UsageError(fmt::format("'{}' is not a number", s));
+  return v;
+}
+
+std::vector<uint8_t> parse_hex_codes(const std::string& s, const char* what) {
+  std::string h = s;
+  if (h.size() >= 2 && h[0] == '0' && (h[1] == 'x' || h[1] == 'X')) h = h.substr(2);
+  if (h.empty() || h.size() % 2 != 0 ||
+      h.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+    throw UsageError(fmt::format("{} must be hex digits, two per FP8 code", what));
+  }
+  std::vector<uint8_t> out(h.size() / 2);
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i] = static_cast<uint8_t>(std::stoul(h.substr(2 * i, 2), nullptr, 16));
+  }
+  return out;
+}
+
+std::string hex_bits(float v) {
+  return fmt::format("0x{:08x}", std::bit_cast<uint32_t>(v));
+}
+
+void add_decode(CLI::App& fp8) {
+  struct Args {
+    std::string format = "e4m3";
+    std::vector<std::string> codes;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = fp8.add_subcommand("decode", "Print the value of each FP8 code, exactly");
+  cmd->add_option("--format", a->format, "e4m3 (OCP E4M3FN) or e5m2")->capture_default_str();
+  cmd->add_option("codes", a->codes, "codes, decimal or 0x hex")->required();
+  cmd->add_flag("--json", a->json, "machine-readable output");
+  cmd->callback([a] {
+    const Format f = format_arg(a->format);
+    nlohmann::json out = nlohmann::json::array();
+    for (const std::string& s : a->codes) {
+      const uint8_t code = parse_code(s);
+      const float v = fp8::decode(code, f);
+      if (a->json) {
+        out.push_back({{"code", fmt::format("0x{:02x}", code)},
+                       {"value", fp8::format_value(v)},
+                       {"bits", hex_bits(v)}});
+      } else {
+        fmt::print("{}\n", fp8::format_value(v));
+      }
+    }
+    if (a->json) fmt::print("{}\n", out.dump());
+  });
+}
+
+void add_encode(CLI::App& fp8) {
+  struct Args {
+    std::string format = "e4m3";
+    std::vector<std::string> values;
+    bool saturate = false;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = fp8.add_subcommand("encode", "Round float32 values to FP8 codes (nearest even)");
+  cmd->add_option("--format", a->format, "e4m3 (OCP E4M3FN) or e5m2")->capture_default_str();
+  cmd->add_flag("--saturate", a->saturate,
+                "clamp overflow to +-max (default: NaN for e4m3, Inf for e5m2, like PyTorch 2.11)");
+  cmd->add_flag("--json", a->json, "machine-readable output");
+  cmd->add_option("values", a->values, "values (use -- before negative ones)")->required();
+  cmd->callback([a] {
+    const Format f = format_arg(a->format);
+    const auto policy = a->saturate ? fp8::Overflow::kSaturate : fp8::Overflow::kNonSaturate;
+    nlohmann::json out = nlohmann::json::array();
+    for (const std::string& s : a->values) {
+      const float x = parse_float(s);
+      const uint8_t code = fp8::encode(x, f, policy);
+      if (a->json) {
+        out.push_back({{"input", fp8::format_value(x)},
+                       {"code", fmt::format("0x{:02x}", code)},
+                       {"value", fp8::format_value(fp8::decode(code, f))}});
+      } else {
+        fmt::print("0x{:02x}\n", code);
+      }
+    }
+    if (a->json) fmt::print("{}\n", out.dump());
+  });
+}
+
+void add_gemm_error(CLI::App& fp8) {
+  struct Args {
+    fp8::GemmErrorConfig cfg;
+    std::string dist = "randn", accum = "h100", scaling = "tensor", format = "e4m3";
+    std::optional<int> promote;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = fp8.add_subcommand(
+      "gemm-error",
+      "Accumulation error of an FP8 GEMM against the exact sum of its quantized products");
+  cmd->add_option("--m", a->cfg.m, "rows of A")->capture_default_str();
+  cmd->add_option("--n", a->cfg.n, "rows of B (outputs per row)")->capture_default_str();
+  cmd->add_option("--k", a->cfg.k, "inner dimension")->capture_default_str();
+  cmd->add_option("--dist", a->dist, "randn | uniform | randn+0.5")->capture_default_str();
+  cmd->add_option("--accum", a->accum, "exact | fp32 | h100")->capture_default_str();
+  cmd->add_option("--promote", a->promote,
+                  "N_C: promote to FP32 every NC elements, 0 = never (default: 0 with tensor "
+                  "scaling, 128 with tile scaling)");
+  cmd->add_option("--scaling", a->scaling, "tensor (one scale each) | tile (1x128 / 128x128)")
+      ->capture_default_str();
+  cmd->add_option("--format", a->format, "e4m3 | e5m2")->capture_default_str();
+  cmd->add_option("--seed", a->cfg.seed, "random seed")->capture_default_str();
+  cmd->add_flag("--json", a->json, "machine-readable output");
+  cmd->callback([a] {
+    fp8::GemmErrorConfig cfg = a->cfg;
+    try {
+      cfg.dist = fp8::parse_dist(a->dist);
+      cfg.gemm.accum = fp8::parse_accum(a->accum);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+    cfg.format = format_arg(a->format);
+    if (a->scaling != "tensor" && a->scaling != "tile") {
+      throw UsageError(fmt::format("unknown scaling '{}' (expected tensor or tile)", a->scaling));
+    }
+    cfg.tile_scaling = a->scaling == "tile";
+    cfg.gemm.promote = a->promote.value_or(cfg.tile_scaling ? fp8::kTile : 0);
+    if (cfg.m < 1 || cfg.n < 1 || cfg.k < 1)
+      throw UsageError("--m, --n and --k must be at least 1");
+    if (cfg.m * cfg.n * cfg.k > (int64_t{1} << 34))
+      throw UsageError("m*n*k is too large for the emulator");
+    fp8::ErrorStats st;
+    try {
+      st = fp8::gemm_error(cfg);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+    if (a->json) {
+      nlohmann::json j = {{"m", cfg.m},
+                          {"n", cfg.n},
+                          {"k", cfg.k},
+                          {"dist", fp8::to_string(cfg.dist)},
+                          {"format", fp8::info(cfg.format).name},
+                          {"accum", fp8::to_string(cfg.gemm.accum)},
+                          {"promote", cfg.gemm.promote},
+                          {"scaling", a->scaling},
+                          {"seed", cfg.seed},
+                          {"rel_fro", st.rel_fro},
+                          {"max_rel", st.max_rel},
+                          {"p99_rel", st.p99_rel},
+                          {"median_rel", st.median_rel},
+                          {"mean_signed_rel", st.mean_signed_rel},
+                          {"count", st.count}};
+      fmt::print("{}\n", j.dump());
+      return;
+    }
+    fmt::print("{}x{}x{} {} {}, {} scaling, accumulation {}{}\n", cfg.m, cfg.n, cfg.k,
+               fp8::to_string(cfg.dist), fp8::info(cfg.format).name, a->scaling,
+               fp8::to_string(cfg.gemm.accum),
+               cfg.gemm.accum != fp8::Accum::kH100 ? ""
+               : cfg.gemm.promote == 0
+                   ? " (no promotion)"
+                   : fmt::format(" (promotion every N_C = {})", cfg.gemm.promote));
+    fmt::print("error against the exact sum of the quantized products:\n");
+    fmt::print("  rel_fro          {:.4e}   ||C - R|| / ||R||\n", st.rel_fro);
+    fmt::print("  max_rel          {:.4e}\n", st.max_rel);
+    fmt::print("  p99_rel          {:.4e}\n", st.p99_rel);
+    fmt::print("  median_rel       {:.4e}\n", st.median_rel);
+    fmt::print("  mean_signed_rel  {:+.4e}   (negative: results shrink toward zero)\n",
+               st.mean_signed_rel);
+  });
+}
+
+void add_dot(CLI::App& fp8) {
+  struct Args {
+    std::string fa = "e4m3", fb = "e4m3", a, b, c = "0";
+    int promote = 0;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = fp8.add_subcommand("dot", "One emulated H100 tensor-core FP8 dot product");
+  cmd->add_option("--format-a", a->fa, "e4m3 | e5m2")->capture_default_str();
+  cmd->add_option("--format-b", a->fb, "e4m3 | e5m2")->capture_default_str();
+  cmd->add_option("--a", a->a, "codes of a, two hex digits each, k = 0 first")->required();
+  cmd->add_option("--b", a->b, "codes of b, as --a")->required();
+  cmd->add_option("--c", a->c, "incoming FP32 accumulator")->capture_default_str();
+  cmd->add_option("--promote", a->promote, "N_C (multiple of 32); 0 = one tensor-core chain")
+      ->capture_default_str();
+  cmd->callback([a] {
+    const auto va = parse_hex_codes(a->a, "--a");
+    const auto vb = parse_hex_codes(a->b, "--b");
+    if (va.size() != vb.size()) {
+      throw UsageError(fmt::format("--a has {} codes but --b has {}", va.size(), vb.size()));
+    }
+    if (a->promote < 0 || a->promote % 32 != 0)
+      throw UsageError("--promote must be 0 or a multiple of 32");
+    const float r =
+        fp8::tc_dot(va, format_arg(a->fa), vb, format_arg(a->fb), parse_float(a->c), a->promote);
+    fmt::print("{} {}\n", hex_bits(r), fp8::format_value(r));
+  });
+}
+
+}  // namespace
+
+void add_fp8_commands(CLI::App& app) {
+  auto* fp8 = app.add_subcommand("fp8", "FP8 formats, quantization and tensor-core accumulation");
+  fp8->require_subcommand(1);
+  add_decode(*fp8);
+  add_encode(*fp8);
+  add_gemm_error(*fp8);
+  add_dot(*fp8);
+}
 
 }  // namespace dsv3::app
