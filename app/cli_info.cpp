@@ -69,8 +69,17 @@ struct InfoOptions {
   int64_t context = 4096;
   std::string kv_dtype = "bf16";
   int64_t gqa_groups = 0;  // 0: min(8, num_attention_heads)
+  std::string checkpoint;  // optional: count a real checkpoint's headers too
   bool json = false;
 };
+
+nlohmann::json checkpoint_json(const acc::CheckpointCount& n) {
+  return {{"tensors", n.tensors},
+          {"params", n.params},
+          {"scale_elements", n.scale_elements},
+          {"bytes", n.bytes},
+          {"mtp_params", n.mtp_params}};
+}
 
 nlohmann::json to_json(const model::Config& c, const InfoOptions& o) {
   const acc::ParamCount pc = acc::count_params(c);
@@ -133,6 +142,9 @@ nlohmann::json to_json(const model::Config& c, const InfoOptions& o) {
                      {"f8_elements", census.f8.elements},
                      {"bf16_elements", census.bf16.elements},
                      {"f32_elements", census.f32.elements}};
+  if (!o.checkpoint.empty())
+    j["checkpoint_actual"] =
+        checkpoint_json(acc::count_checkpoint(o.checkpoint, c.num_hidden_layers));
   return j;
 }
 
@@ -178,6 +190,14 @@ void print_table(const model::Config& c, const InfoOptions& o) {
                    c.quantization.fp8 ? "FP8 E4M3 + BF16 + F32 scales" : "BF16",
                    grouped(census.tensors()), grouped(census.bytes()),
                    short_bytes(static_cast<double>(census.bytes()))));
+  if (!o.checkpoint.empty()) {
+    const acc::CheckpointCount n = acc::count_checkpoint(o.checkpoint, c.num_hidden_layers);
+    line(
+        fmt::format("  {} holds {} tensors: {} parameters ({} in MTP layers) + {} scale elements, "
+                    "{} data bytes",
+                    o.checkpoint, grouped(n.tensors), grouped(n.params), grouped(n.mtp_params),
+                    grouped(n.scale_elements), grouped(n.bytes)));
+  }
   line("");
 
   line(fmt::format("{:<44}{:>14}{:>16}{:>16}",
@@ -224,10 +244,12 @@ void add_info_commands(CLI::App& app) {
   CLI::App* info = app.add_subcommand(
       "info", "Parameter counts, KV-cache bytes and FLOPs of a config (total, activated, MTP)");
   info->add_option(
-          "--config,-c", opts->config,
-          "config.json, a model folder, or a built-in name (tiny, small, v3-671b, v2-236b, "
-          "v2-lite-16b, ...)")
-      ->required();
+      "--config,-c", opts->config,
+      "config.json, a model folder, or a built-in name (tiny, small, v3-671b, v2-236b, "
+      "v2-lite-16b, ...); default: the --checkpoint folder's config.json");
+  info->add_option("--checkpoint", opts->checkpoint,
+                   "also count the parameters stored in this checkpoint (folder, index or file); "
+                   "reads headers only");
   info->add_option("--context", opts->context, "context length for KV-cache and attention FLOPs")
       ->capture_default_str();
   info->add_option("--kv-dtype", opts->kv_dtype, "KV-cache element type: bf16, f16, f32 or fp8")
@@ -238,7 +260,9 @@ void add_info_commands(CLI::App& app) {
   info->callback([opts]() {
     if (opts->context < 0)
       throw UsageError(fmt::format("--context must be >= 0, got {}", opts->context));
-    model::Config c = model::resolve_config(opts->config);
+    if (opts->config.empty() && opts->checkpoint.empty())
+      throw UsageError("info: --config is required (or --checkpoint with a config.json)");
+    model::Config c = model::resolve_config(opts->config.empty() ? opts->checkpoint : opts->config);
     if (opts->gqa_groups == 0) opts->gqa_groups = std::min<int64_t>(8, c.num_attention_heads);
     if (opts->gqa_groups <= 0 || opts->gqa_groups > c.num_attention_heads)
       throw UsageError(fmt::format("--gqa-groups must be in [1, {}], got {}", c.num_attention_heads,

@@ -12,6 +12,7 @@
 
 #include "reference/accounting/accounting.h"
 #include "reference/model/config.h"
+#include "reference/model/weights.h"
 
 namespace dsv3::accounting {
 namespace {
@@ -313,6 +314,23 @@ TEST(CheckpointCount, ReadsHeadersOfSingleAndShardedCheckpoints) {
                     R"({"x":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]}})", 1);
   EXPECT_THROW(count_checkpoint((dir / "dtype.safetensors").string()), std::runtime_error);
   EXPECT_THROW(count_checkpoint((dir / "missing.safetensors").string()), std::runtime_error);
+  fs::remove_all(dir);
+}
+
+TEST(CheckpointCount, AgreesWithTheConfigForASavedModel) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("dsv3_acct_ckpt_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  Config c = model::resolve_config("tiny");
+  model::save_weights(c, model::random_weights(c, 3), (dir / "model.safetensors").string());
+  CheckpointCount n = count_checkpoint(dir.string(), c.num_hidden_layers);
+  // save_weights writes float32 and no copies of the embedding/head inside the MTP module.
+  EXPECT_EQ(n.params, count_params(c).total + count_mtp_params(c).unique);
+  EXPECT_EQ(n.mtp_params, count_mtp_params(c).unique);
+  EXPECT_EQ(n.scale_elements, 0);
+  EXPECT_EQ(n.bytes, 4 * n.params);
+  // The census predicts the same tensors, less the two copies per MTP module.
+  EXPECT_EQ(n.tensors, checkpoint_census(c).tensors() - 2 * c.num_nextn_predict_layers);
   fs::remove_all(dir);
 }
 

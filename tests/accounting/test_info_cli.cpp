@@ -11,6 +11,9 @@
 #include <sstream>
 #include <string>
 
+#include "reference/model/config.h"
+#include "reference/model/weights.h"
+
 namespace {
 
 struct CliRun {
@@ -105,6 +108,25 @@ TEST(InfoCli, HumanTable) {
   EXPECT_NE(r.out.find("MQA"), std::string::npos);
   EXPECT_NE(r.out.find("GQA"), std::string::npos);
   EXPECT_TRUE(r.err.empty()) << r.err;
+}
+
+TEST(InfoCli, CountsARealCheckpoint) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("dsv3_info_ckpt_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  dsv3::model::Config c = dsv3::model::resolve_config("tiny");
+  dsv3::model::save_weights(c, dsv3::model::random_weights(c, 5),
+                            (dir / "model.safetensors").string());
+  std::ofstream(dir / "config.json") << dsv3::model::to_json(c).dump(2);
+  CliRun r = run_dsv3("info --checkpoint '" + dir.string() + "' --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j.at("checkpoint_actual").at("params").get<int64_t>(),
+            j.at("params_total").get<int64_t>() + j.at("params_mtp").get<int64_t>());
+  CliRun t = run_dsv3("info --config tiny --checkpoint '" + dir.string() + "'");
+  ASSERT_EQ(t.status, 0) << t.err;
+  EXPECT_NE(t.out.find("holds"), std::string::npos) << t.out;
+  fs::remove_all(dir);
 }
 
 void expect_one_line_error(const CliRun& r, const std::string& fragment) {
