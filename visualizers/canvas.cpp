@@ -113,12 +113,27 @@ std::u32string utf8_decode(std::string_view s) {
     auto b = static_cast<unsigned char>(s[i]);
     char32_t c;
     int n;
-    if (b < 0x80) { c = b; n = 1; }
-    else if ((b >> 5) == 0x6) { c = b & 0x1F; n = 2; }
-    else if ((b >> 4) == 0xE) { c = b & 0x0F; n = 3; }
-    else if ((b >> 3) == 0x1E) { c = b & 0x07; n = 4; }
-    else { out += U'?'; ++i; continue; }  // stray continuation byte
-    if (i + n > s.size()) { out += U'?'; break; }
+    if (b < 0x80) {
+      c = b;
+      n = 1;
+    } else if ((b >> 5) == 0x6) {
+      c = b & 0x1F;
+      n = 2;
+    } else if ((b >> 4) == 0xE) {
+      c = b & 0x0F;
+      n = 3;
+    } else if ((b >> 3) == 0x1E) {
+      c = b & 0x07;
+      n = 4;
+    } else {
+      out += U'?';
+      ++i;
+      continue;
+    }  // stray continuation byte
+    if (i + n > s.size()) {
+      out += U'?';
+      break;
+    }
     for (int k = 1; k < n; ++k) c = (c << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
     out += c;
     i += n;
@@ -146,7 +161,9 @@ std::string utf8_encode(char32_t c) {
   return out;
 }
 
-int display_width(std::string_view utf8) { return static_cast<int>(utf8_decode(utf8).size()); }
+int display_width(std::string_view utf8) {
+  return static_cast<int>(utf8_decode(utf8).size());
+}
 
 bool colour_disabled(int fd) {
   const char* no = std::getenv("NO_COLOR");

@@ -1,6 +1,7 @@
 #include "reference/io/safetensors.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,10 +13,8 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <set>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <set>
 
 namespace dsv3::io {
 namespace fs = std::filesystem;
@@ -31,10 +30,10 @@ struct DTypeName {
   size_t size;
 };
 constexpr DTypeName kDTypes[] = {
-    {"F64", DType::kF64, 8},      {"F32", DType::kF32, 4},   {"F16", DType::kF16, 2},
-    {"BF16", DType::kBF16, 2},    {"F8_E4M3", DType::kF8E4M3, 1}, {"F8_E5M2", DType::kF8E5M2, 1},
-    {"I64", DType::kI64, 8},      {"I32", DType::kI32, 4},   {"I16", DType::kI16, 2},
-    {"I8", DType::kI8, 1},        {"U8", DType::kU8, 1},     {"BOOL", DType::kBool, 1},
+    {"F64", DType::kF64, 8},   {"F32", DType::kF32, 4},        {"F16", DType::kF16, 2},
+    {"BF16", DType::kBF16, 2}, {"F8_E4M3", DType::kF8E4M3, 1}, {"F8_E5M2", DType::kF8E5M2, 1},
+    {"I64", DType::kI64, 8},   {"I32", DType::kI32, 4},        {"I16", DType::kI16, 2},
+    {"I8", DType::kI8, 1},     {"U8", DType::kU8, 1},          {"BOOL", DType::kBool, 1},
 };
 
 DType parse_dtype(const std::string& s, const std::string& file, const std::string& tensor) {
@@ -73,7 +72,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   size_ = static_cast<size_t>(st.st_size);
   if (size_ < 8) {
     ::close(fd);
-    throw FormatError(fmt::format("{}: file is {} bytes, too short for a safetensors header", path, size_));
+    throw FormatError(
+        fmt::format("{}: file is {} bytes, too short for a safetensors header", path, size_));
   }
   map_ = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
@@ -89,8 +89,10 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     map_ = nullptr;
     throw FormatError(fmt::format("{}: {}", path, what));
   };
-  if (header_len > kMaxHeader) fail(fmt::format("header length {} is implausibly large (corrupt file?)", header_len));
-  if (header_len > size_ - 8) fail(fmt::format("header length {} runs past the end of the {}-byte file", header_len, size_));
+  if (header_len > kMaxHeader)
+    fail(fmt::format("header length {} is implausibly large (corrupt file?)", header_len));
+  if (header_len > size_ - 8)
+    fail(fmt::format("header length {} runs past the end of the {}-byte file", header_len, size_));
   json header;
   try {
     header = json::parse(base + 8, base + 8 + header_len);
@@ -111,7 +113,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       continue;
     }
     const json& t = *it;
-    if (!t.is_object() || !t.contains("dtype") || !t.contains("shape") || !t.contains("data_offsets"))
+    if (!t.is_object() || !t.contains("dtype") || !t.contains("shape") ||
+        !t.contains("data_offsets"))
       fail(fmt::format("tensor '{}' needs dtype, shape and data_offsets", name));
     if (!t["dtype"].is_string()) fail(fmt::format("tensor '{}': dtype is not a string", name));
     TensorView v;
@@ -127,7 +130,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     if (!t["shape"].is_array()) fail(fmt::format("tensor '{}': shape is not a list", name));
     uint64_t numel = 1;
     for (const json& s : t["shape"]) {
-      if (!s.is_number_unsigned()) fail(fmt::format("tensor '{}': shape entries must be non-negative integers", name));
+      if (!s.is_number_unsigned())
+        fail(fmt::format("tensor '{}': shape entries must be non-negative integers", name));
       uint64_t d = s.get<uint64_t>();
       if (d != 0 && numel > std::numeric_limits<uint64_t>::max() / d / 8)
         fail(fmt::format("tensor '{}': shape overflows", name));
@@ -135,14 +139,17 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       v.shape.push_back(static_cast<int64_t>(d));
     }
     const json& off = t["data_offsets"];
-    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
+        !off[1].is_number_unsigned())
       fail(fmt::format("tensor '{}': data_offsets must be [begin, end]", name));
     uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
     if (begin > end || end > data_size)
-      fail(fmt::format("tensor '{}': data_offsets [{}, {}) lie outside the {}-byte data section", name, begin, end, data_size));
+      fail(fmt::format("tensor '{}': data_offsets [{}, {}) lie outside the {}-byte data section",
+                       name, begin, end, data_size));
     uint64_t expect = numel * dtype_size(v.dtype);
     if (end - begin != expect)
-      fail(fmt::format("tensor '{}': {} bytes stored but shape x dtype size needs {}", name, end - begin, expect));
+      fail(fmt::format("tensor '{}': {} bytes stored but shape x dtype size needs {}", name,
+                       end - begin, expect));
     v.data = data + begin;
     v.nbytes = end - begin;
     if (v.nbytes > 0) ranges.emplace_back(begin, end);
@@ -151,7 +158,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   std::sort(ranges.begin(), ranges.end());
   for (size_t i = 1; i < ranges.size(); ++i)
     if (ranges[i].first < ranges[i - 1].second)
-      fail(fmt::format("two tensors overlap at data bytes [{}, {})", ranges[i].first, ranges[i - 1].second));
+      fail(fmt::format("two tensors overlap at data bytes [{}, {})", ranges[i].first,
+                       ranges[i - 1].second));
 }
 
 SafetensorsFile::~SafetensorsFile() {
@@ -182,11 +190,15 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
       throw FormatError(fmt::format("{}: missing 'weight_map' object", index_path));
     std::set<std::string> shards;
     for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
-      if (!it->is_string()) throw FormatError(fmt::format("{}: weight_map entry '{}' is not a file name", index_path, it.key()));
+      if (!it->is_string())
+        throw FormatError(
+            fmt::format("{}: weight_map entry '{}' is not a file name", index_path, it.key()));
       shards.insert(it->get<std::string>());
     }
     for (const std::string& s : shards) {
-      if (!fs::exists(d / s)) throw FormatError(fmt::format("{}: shard '{}' listed in the index does not exist", index_path, s));
+      if (!fs::exists(d / s))
+        throw FormatError(
+            fmt::format("{}: shard '{}' listed in the index does not exist", index_path, s));
       files.push_back((d / s).string());
     }
   } else if (fs::exists(d / "model.safetensors")) {
@@ -224,14 +236,19 @@ std::vector<std::string> Checkpoint::names() const {
   return out;
 }
 
-float bf16_to_f32(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
+float bf16_to_f32(uint16_t b) {
+  return std::bit_cast<float>(static_cast<uint32_t>(b) << 16);
+}
 
 float f16_to_f32(uint16_t h) {
   uint32_t sign = (h >> 15) & 1, exp = (h >> 10) & 0x1F, man = h & 0x3FF;
   float v;
-  if (exp == 0) v = std::ldexp(static_cast<float>(man), -24);
-  else if (exp == 31) v = man ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
-  else v = std::ldexp(static_cast<float>(man | 0x400), static_cast<int>(exp) - 25);
+  if (exp == 0)
+    v = std::ldexp(static_cast<float>(man), -24);
+  else if (exp == 31)
+    v = man ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
+  else
+    v = std::ldexp(static_cast<float>(man | 0x400), static_cast<int>(exp) - 25);
   return sign ? -v : v;
 }
 
@@ -248,9 +265,12 @@ float e5m2_to_f32(uint8_t code) {
   // E5M2: IEEE-like, bias 15, infinities and NaNs at exponent 31.
   uint32_t sign = code >> 7, exp = (code >> 2) & 0x1F, man = code & 0x3;
   float v;
-  if (exp == 0x1F) v = man ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
-  else if (exp == 0) v = std::ldexp(static_cast<float>(man), -16);
-  else v = std::ldexp(static_cast<float>(man | 0x4), static_cast<int>(exp) - 17);
+  if (exp == 0x1F)
+    v = man ? std::numeric_limits<float>::quiet_NaN() : std::numeric_limits<float>::infinity();
+  else if (exp == 0)
+    v = std::ldexp(static_cast<float>(man), -16);
+  else
+    v = std::ldexp(static_cast<float>(man | 0x4), static_cast<int>(exp) - 17);
   return sign ? -v : v;
 }
 
@@ -259,20 +279,39 @@ std::vector<float> to_f32(const TensorView& t) {
   std::vector<float> out(n);
   const uint8_t* p = t.data;
   switch (t.dtype) {
-    case DType::kF32: std::memcpy(out.data(), p, n * 4); break;
+    case DType::kF32:
+      std::memcpy(out.data(), p, n * 4);
+      break;
     case DType::kF64:
-      for (size_t i = 0; i < n; ++i) { double d; std::memcpy(&d, p + 8 * i, 8); out[i] = static_cast<float>(d); }
+      for (size_t i = 0; i < n; ++i) {
+        double d;
+        std::memcpy(&d, p + 8 * i, 8);
+        out[i] = static_cast<float>(d);
+      }
       break;
     case DType::kBF16:
-      for (size_t i = 0; i < n; ++i) { uint16_t b; std::memcpy(&b, p + 2 * i, 2); out[i] = bf16_to_f32(b); }
+      for (size_t i = 0; i < n; ++i) {
+        uint16_t b;
+        std::memcpy(&b, p + 2 * i, 2);
+        out[i] = bf16_to_f32(b);
+      }
       break;
     case DType::kF16:
-      for (size_t i = 0; i < n; ++i) { uint16_t b; std::memcpy(&b, p + 2 * i, 2); out[i] = f16_to_f32(b); }
+      for (size_t i = 0; i < n; ++i) {
+        uint16_t b;
+        std::memcpy(&b, p + 2 * i, 2);
+        out[i] = f16_to_f32(b);
+      }
       break;
-    case DType::kF8E4M3: for (size_t i = 0; i < n; ++i) out[i] = e4m3fn_to_f32(p[i]); break;
-    case DType::kF8E5M2: for (size_t i = 0; i < n; ++i) out[i] = e5m2_to_f32(p[i]); break;
+    case DType::kF8E4M3:
+      for (size_t i = 0; i < n; ++i) out[i] = e4m3fn_to_f32(p[i]);
+      break;
+    case DType::kF8E5M2:
+      for (size_t i = 0; i < n; ++i) out[i] = e5m2_to_f32(p[i]);
+      break;
     default:
-      throw FormatError(fmt::format("{}: tensor '{}' has dtype {}, expected a floating-point type", t.file, t.name, to_string(t.dtype)));
+      throw FormatError(fmt::format("{}: tensor '{}' has dtype {}, expected a floating-point type",
+                                    t.file, t.name, to_string(t.dtype)));
   }
   return out;
 }
@@ -285,9 +324,12 @@ std::string shape_str(const std::vector<int64_t>& s) {
 
 Mat Checkpoint::matrix(const std::string& name, std::vector<int64_t> expect) const {
   const TensorView& t = get(name);
-  if (t.shape.size() != 2) throw FormatError(fmt::format("{}: tensor '{}' has shape {}, expected 2 dimensions", t.file, name, shape_str(t.shape)));
+  if (t.shape.size() != 2)
+    throw FormatError(fmt::format("{}: tensor '{}' has shape {}, expected 2 dimensions", t.file,
+                                  name, shape_str(t.shape)));
   if (!expect.empty() && t.shape != expect)
-    throw FormatError(fmt::format("{}: tensor '{}' has shape {}, the config needs {}", t.file, name, shape_str(t.shape), shape_str(expect)));
+    throw FormatError(fmt::format("{}: tensor '{}' has shape {}, the config needs {}", t.file, name,
+                                  shape_str(t.shape), shape_str(expect)));
   const int64_t rows = t.shape[0], cols = t.shape[1];
   std::vector<float> v = to_f32(t);
   Mat m = Eigen::Map<Mat>(v.data(), rows, cols);
@@ -295,29 +337,36 @@ Mat Checkpoint::matrix(const std::string& name, std::vector<int64_t> expect) con
   // W[r, c] = float(Wq[r, c]) * scale_inv[r / 128, c / 128], edge blocks partial (ceil).
   std::string base = name;
   const std::string suffix = ".weight";
-  if (base.size() > suffix.size() && base.ends_with(suffix)) base.resize(base.size() - suffix.size());
+  if (base.size() > suffix.size() && base.ends_with(suffix))
+    base.resize(base.size() - suffix.size());
   const TensorView* s = find(base + ".weight_scale_inv");
   if (s) {
     if (t.dtype != DType::kF8E4M3 && t.dtype != DType::kF8E5M2)
-      throw FormatError(fmt::format("{}: '{}' has a weight_scale_inv but dtype {}", t.file, name, to_string(t.dtype)));
+      throw FormatError(fmt::format("{}: '{}' has a weight_scale_inv but dtype {}", t.file, name,
+                                    to_string(t.dtype)));
     const int64_t br = (rows + 127) / 128, bc = (cols + 127) / 128;
     if (s->shape != std::vector<int64_t>{br, bc})
-      throw FormatError(fmt::format("{}: '{}' has shape {}, expected [{}, {}] for {} with 128x128 blocks",
-                                    s->file, s->name, shape_str(s->shape), br, bc, shape_str(t.shape)));
+      throw FormatError(
+          fmt::format("{}: '{}' has shape {}, expected [{}, {}] for {} with 128x128 blocks",
+                      s->file, s->name, shape_str(s->shape), br, bc, shape_str(t.shape)));
     std::vector<float> scale = to_f32(*s);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < cols; ++c) m(r, c) *= scale[(r / 128) * bc + c / 128];
   } else if (t.dtype == DType::kF8E4M3 || t.dtype == DType::kF8E5M2) {
-    throw FormatError(fmt::format("{}: FP8 tensor '{}' has no '{}.weight_scale_inv'", t.file, name, base));
+    throw FormatError(
+        fmt::format("{}: FP8 tensor '{}' has no '{}.weight_scale_inv'", t.file, name, base));
   }
   return m;
 }
 
 Vec Checkpoint::vector(const std::string& name, int64_t expect) const {
   const TensorView& t = get(name);
-  if (t.shape.size() != 1) throw FormatError(fmt::format("{}: tensor '{}' has shape {}, expected 1 dimension", t.file, name, shape_str(t.shape)));
+  if (t.shape.size() != 1)
+    throw FormatError(fmt::format("{}: tensor '{}' has shape {}, expected 1 dimension", t.file,
+                                  name, shape_str(t.shape)));
   if (expect >= 0 && t.shape[0] != expect)
-    throw FormatError(fmt::format("{}: tensor '{}' has shape {}, the config needs [{}]", t.file, name, shape_str(t.shape), expect));
+    throw FormatError(fmt::format("{}: tensor '{}' has shape {}, the config needs [{}]", t.file,
+                                  name, shape_str(t.shape), expect));
   std::vector<float> v = to_f32(t);
   return Eigen::Map<Vec>(v.data(), static_cast<Eigen::Index>(v.size()));
 }
@@ -327,7 +376,8 @@ void SafetensorsWriter::add(const std::string& name, DType dtype, std::vector<in
   int64_t numel = 1;
   for (int64_t s : shape) numel *= s;
   if (static_cast<size_t>(numel) * dtype_size(dtype) != nbytes)
-    throw FormatError(fmt::format("writer: tensor '{}' has {} bytes but its shape needs {}", name, nbytes, numel * dtype_size(dtype)));
+    throw FormatError(fmt::format("writer: tensor '{}' has {} bytes but its shape needs {}", name,
+                                  nbytes, numel * dtype_size(dtype)));
   Entry e{dtype, std::move(shape), {}};
   e.bytes.assign(static_cast<const uint8_t*>(data), static_cast<const uint8_t*>(data) + nbytes);
   entries_[name] = std::move(e);
@@ -341,7 +391,8 @@ void SafetensorsWriter::add(const std::string& name, const Vec& v) {
   add(name, DType::kF32, {v.size()}, v.data(), static_cast<size_t>(v.size()) * 4);
 }
 
-void SafetensorsWriter::add_i64(const std::string& name, std::vector<int64_t> shape, const std::vector<int64_t>& v) {
+void SafetensorsWriter::add_i64(const std::string& name, std::vector<int64_t> shape,
+                                const std::vector<int64_t>& v) {
   add(name, DType::kI64, std::move(shape), v.data(), v.size() * 8);
 }
 
@@ -350,7 +401,9 @@ void SafetensorsWriter::write(const std::string& path) const {
   if (!metadata_.empty()) header["__metadata__"] = metadata_;
   uint64_t offset = 0;
   for (const auto& [name, e] : entries_) {
-    header[name] = {{"dtype", to_string(e.dtype)}, {"shape", e.shape}, {"data_offsets", {offset, offset + e.bytes.size()}}};
+    header[name] = {{"dtype", to_string(e.dtype)},
+                    {"shape", e.shape},
+                    {"data_offsets", {offset, offset + e.bytes.size()}}};
     offset += e.bytes.size();
   }
   std::string h = header.dump();
@@ -360,7 +413,9 @@ void SafetensorsWriter::write(const std::string& path) const {
   uint64_t n = h.size();
   out.write(reinterpret_cast<const char*>(&n), 8);
   out.write(h.data(), static_cast<std::streamsize>(h.size()));
-  for (const auto& [name, e] : entries_) out.write(reinterpret_cast<const char*>(e.bytes.data()), static_cast<std::streamsize>(e.bytes.size()));
+  for (const auto& [name, e] : entries_)
+    out.write(reinterpret_cast<const char*>(e.bytes.data()),
+              static_cast<std::streamsize>(e.bytes.size()));
   if (!out) throw FormatError(fmt::format("{}: write failed", path));
 }
 

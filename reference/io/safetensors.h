@@ -79,9 +79,10 @@ class Checkpoint {
 // Collects tensors and writes one .safetensors file (header padded to 8 bytes).
 class SafetensorsWriter {
  public:
-  void add(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* data, size_t nbytes);
-  void add(const std::string& name, const Mat& m);                        // F32 [rows, cols]
-  void add(const std::string& name, const Vec& v);                        // F32 [n]
+  void add(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* data,
+           size_t nbytes);
+  void add(const std::string& name, const Mat& m);  // F32 [rows, cols]
+  void add(const std::string& name, const Vec& v);  // F32 [n]
   void add_i64(const std::string& name, std::vector<int64_t> shape, const std::vector<int64_t>& v);
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
   void write(const std::string& path) const;  // throws FormatError on I/O failure

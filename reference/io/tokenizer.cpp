@@ -1,9 +1,9 @@
 #include "reference/io/tokenizer.h"
 
+#include <fmt/format.h>
+
 #include <charconv>
 #include <stdexcept>
-
-#include <fmt/format.h>
 
 namespace dsv3::io {
 
@@ -17,8 +17,10 @@ std::vector<int32_t> ByteTokenizer::encode(std::string_view text, bool add_bos) 
 std::string ByteTokenizer::decode(const std::vector<int32_t>& ids) const {
   std::string out;
   for (int32_t id : ids) {
-    if (id >= kByteOffset && id < kByteOffset + 256) out += static_cast<char>(id - kByteOffset);
-    else if (id >= kByteOffset + 256) out += fmt::format("<{}>", id);
+    if (id >= kByteOffset && id < kByteOffset + 256)
+      out += static_cast<char>(id - kByteOffset);
+    else if (id >= kByteOffset + 256)
+      out += fmt::format("<{}>", id);
   }
   return out;
 }
@@ -47,8 +49,10 @@ std::vector<int32_t> parse_ids(std::string_view list) {
     while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
     int64_t v = 0;
     auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
-    if (item.empty() || ec != std::errc() || p != item.data() + item.size() || v < 0 || v > INT32_MAX)
-      throw std::invalid_argument(fmt::format("token id list: '{}' is not a non-negative integer", item));
+    if (item.empty() || ec != std::errc() || p != item.data() + item.size() || v < 0 ||
+        v > INT32_MAX)
+      throw std::invalid_argument(
+          fmt::format("token id list: '{}' is not a non-negative integer", item));
     ids.push_back(static_cast<int32_t>(v));
     i = j + 1;
   }

@@ -1,12 +1,12 @@
 #include "reference/model/config.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace dsv3::model {
@@ -47,10 +47,13 @@ class Reader {
     if (!v.is_number()) fail(key, fmt::format("must be a number, got {}", v.dump()));
     return v.get<double>();
   }
-  double number(const char* key, double fallback) const { return has(key) ? number(key) : fallback; }
+  double number(const char* key, double fallback) const {
+    return has(key) ? number(key) : fallback;
+  }
   bool boolean(const char* key, bool fallback) const {
     if (!has(key)) return fallback;
-    if (!j_[key].is_boolean()) fail(key, fmt::format("must be true or false, got {}", j_[key].dump()));
+    if (!j_[key].is_boolean())
+      fail(key, fmt::format("must be true or false, got {}", j_[key].dump()));
     return j_[key].get<bool>();
   }
   std::string string(const char* key, const std::string& fallback) const {
@@ -75,17 +78,19 @@ void parse_rope(const Reader& r, const json& rope, const char* key, Config& c) {
   std::string type = rr.string("rope_type", rr.string("type", "default"));
   if (rope.contains("rope_theta")) c.rope_theta = rr.number("rope_theta");
   if (type == "default" || type == "linear" || type.empty()) {
-    if (type == "linear") rr.fail("rope_type", "'linear' is not used by DeepSeek models; use 'yarn'");
+    if (type == "linear")
+      rr.fail("rope_type", "'linear' is not used by DeepSeek models; use 'yarn'");
     return;
   }
-  if (type != "yarn") rr.fail("rope_type", fmt::format("must be 'default' or 'yarn', got '{}'", type));
+  if (type != "yarn")
+    rr.fail("rope_type", fmt::format("must be 'default' or 'yarn', got '{}'", type));
   RopeScaling& y = c.rope_scaling;
   y.yarn = true;
   // HF derives a missing factor from max_position_embeddings / original_max_position_embeddings.
   y.original_max_position_embeddings = rr.integer("original_max_position_embeddings", 4096);
   y.factor = rr.has("factor") ? rr.number("factor")
-                               : static_cast<double>(c.max_position_embeddings) /
-                                     static_cast<double>(y.original_max_position_embeddings);
+                              : static_cast<double>(c.max_position_embeddings) /
+                                    static_cast<double>(y.original_max_position_embeddings);
   y.beta_fast = rr.number("beta_fast", 32.0);
   y.beta_slow = rr.number("beta_slow", 1.0);
   y.mscale = rr.number("mscale", 0.0);
@@ -127,16 +132,25 @@ Config parse_hf(const json& j, const std::string& source) {
   c.eos_token_id = r.integer("eos_token_id", 1);
 
   std::string model_type = r.string("model_type", "deepseek_v3");
-  std::string scoring = r.string("scoring_func", model_type == "deepseek_v3" ? "sigmoid" : "softmax");
-  if (scoring == "sigmoid") c.scoring_func = ScoringFunc::kSigmoid;
-  else if (scoring == "softmax") c.scoring_func = ScoringFunc::kSoftmax;
-  else r.fail("scoring_func", fmt::format("must be 'sigmoid' or 'softmax', got '{}'", scoring));
+  std::string scoring =
+      r.string("scoring_func", model_type == "deepseek_v3" ? "sigmoid" : "softmax");
+  if (scoring == "sigmoid")
+    c.scoring_func = ScoringFunc::kSigmoid;
+  else if (scoring == "softmax")
+    c.scoring_func = ScoringFunc::kSoftmax;
+  else
+    r.fail("scoring_func", fmt::format("must be 'sigmoid' or 'softmax', got '{}'", scoring));
 
   std::string method = r.string("topk_method", model_type == "deepseek_v3" ? "noaux_tc" : "greedy");
-  if (method == "noaux_tc") c.topk_method = TopkMethod::kNoauxTc;
-  else if (method == "group_limited_greedy") c.topk_method = TopkMethod::kGroupLimitedGreedy;
-  else if (method == "greedy") c.topk_method = TopkMethod::kGreedy;
-  else r.fail("topk_method", fmt::format("must be noaux_tc, group_limited_greedy or greedy, got '{}'", method));
+  if (method == "noaux_tc")
+    c.topk_method = TopkMethod::kNoauxTc;
+  else if (method == "group_limited_greedy")
+    c.topk_method = TopkMethod::kGroupLimitedGreedy;
+  else if (method == "greedy")
+    c.topk_method = TopkMethod::kGreedy;
+  else
+    r.fail("topk_method",
+           fmt::format("must be noaux_tc, group_limited_greedy or greedy, got '{}'", method));
   // V3 always normalises sigmoid top-k weights; V2 configs say so explicitly.
   c.norm_topk_prob = r.boolean("norm_topk_prob", c.scoring_func == ScoringFunc::kSigmoid);
 
@@ -151,7 +165,8 @@ Config parse_hf(const json& j, const std::string& source) {
     r.fail("num_key_value_heads", "must equal num_attention_heads (MLA has no KV head grouping)");
   if (r.has("hidden_act") && r.string("hidden_act", "silu") != "silu")
     r.fail("hidden_act", "must be 'silu' (DeepSeek uses SwiGLU)");
-  if (r.boolean("attention_bias", false)) r.fail("attention_bias", "must be false (MLA has no biases)");
+  if (r.boolean("attention_bias", false))
+    r.fail("attention_bias", "must be false (MLA has no biases)");
 
   if (r.has("quantization_config")) {
     Reader q(r.object("quantization_config"), source, "quantization_config.");
@@ -168,7 +183,8 @@ Config parse_hf(const json& j, const std::string& source) {
         q.fail("weight_block_size", fmt::format("must be [rows, cols], got {}", b.dump()));
       if (b[0].get<int64_t>() <= 0 || b[1].get<int64_t>() <= 0 || b[0].get<int64_t>() > 65536 ||
           b[1].get<int64_t>() > 65536)
-        q.fail("weight_block_size", fmt::format("must be two positive block sizes, got {}", b.dump()));
+        q.fail("weight_block_size",
+               fmt::format("must be two positive block sizes, got {}", b.dump()));
       c.quantization.block_rows = b[0].get<int>();
       c.quantization.block_cols = b[1].get<int>();
     }
@@ -194,9 +210,12 @@ Config parse_official(const json& j, const std::string& source) {
   c.n_group = r.integer("n_expert_groups", 1);
   c.topk_group = r.integer("n_limited_groups", 1);
   std::string score = r.string("score_func", "softmax");
-  if (score == "sigmoid") c.scoring_func = ScoringFunc::kSigmoid;
-  else if (score == "softmax") c.scoring_func = ScoringFunc::kSoftmax;
-  else r.fail("score_func", fmt::format("must be 'sigmoid' or 'softmax', got '{}'", score));
+  if (score == "sigmoid")
+    c.scoring_func = ScoringFunc::kSigmoid;
+  else if (score == "softmax")
+    c.scoring_func = ScoringFunc::kSoftmax;
+  else
+    r.fail("score_func", fmt::format("must be 'sigmoid' or 'softmax', got '{}'", score));
   c.routed_scaling_factor = r.number("route_scale", 1.0);
   c.q_lora_rank = r.integer("q_lora_rank", 0);
   c.kv_lora_rank = r.integer("kv_lora_rank", 512);
@@ -219,10 +238,13 @@ Config parse_official(const json& j, const std::string& source) {
   }
   // Official rules: normalise iff sigmoid; the correction bias exists iff dim == 7168.
   c.norm_topk_prob = c.scoring_func == ScoringFunc::kSigmoid;
-  if (c.hidden_size == 7168) c.topk_method = TopkMethod::kNoauxTc;
-  else c.topk_method = c.n_group > 1 ? TopkMethod::kGroupLimitedGreedy : TopkMethod::kGreedy;
+  if (c.hidden_size == 7168)
+    c.topk_method = TopkMethod::kNoauxTc;
+  else
+    c.topk_method = c.n_group > 1 ? TopkMethod::kGroupLimitedGreedy : TopkMethod::kGreedy;
   std::string dtype = r.string("dtype", "bf16");
-  if (dtype != "bf16" && dtype != "fp8") r.fail("dtype", fmt::format("must be 'bf16' or 'fp8', got '{}'", dtype));
+  if (dtype != "bf16" && dtype != "fp8")
+    r.fail("dtype", fmt::format("must be 'bf16' or 'fp8', got '{}'", dtype));
   c.quantization.fp8 = dtype == "fp8";
   c.quantization.ue8m0 = r.string("scale_fmt", "") == "ue8m0";
   c.num_nextn_predict_layers = 0;
@@ -263,9 +285,11 @@ void Config::validate() const {
   positive("v_head_dim", v_head_dim);
   if (q_lora_rank < 0) fail("q_lora_rank", "must be null or positive");
   if (qk_rope_head_dim <= 0 || qk_rope_head_dim % 2)
-    fail("qk_rope_head_dim", fmt::format("must be positive and even (RoPE rotates pairs), got {}", qk_rope_head_dim));
+    fail("qk_rope_head_dim",
+         fmt::format("must be positive and even (RoPE rotates pairs), got {}", qk_rope_head_dim));
   if (first_k_dense_replace < 0 || first_k_dense_replace > num_hidden_layers)
-    fail("first_k_dense_replace", fmt::format("must be in [0, num_hidden_layers={}], got {}", num_hidden_layers, first_k_dense_replace));
+    fail("first_k_dense_replace", fmt::format("must be in [0, num_hidden_layers={}], got {}",
+                                              num_hidden_layers, first_k_dense_replace));
   if (moe_layer_freq > 0 && num_moe_layers() < num_hidden_layers)
     positive("intermediate_size", intermediate_size);
   if (moe_layer_freq <= 0) fail("moe_layer_freq", "must be positive");
@@ -273,16 +297,20 @@ void Config::validate() const {
   if (n_routed_experts > 0) {
     positive("moe_intermediate_size", moe_intermediate_size);
     if (num_experts_per_tok <= 0 || num_experts_per_tok > n_routed_experts)
-      fail("num_experts_per_tok", fmt::format("must be in [1, n_routed_experts={}], got {}", n_routed_experts, num_experts_per_tok));
+      fail("num_experts_per_tok", fmt::format("must be in [1, n_routed_experts={}], got {}",
+                                              n_routed_experts, num_experts_per_tok));
     if (n_group <= 0 || n_routed_experts % n_group)
-      fail("n_group", fmt::format("must divide n_routed_experts={}, got {}", n_routed_experts, n_group));
+      fail("n_group",
+           fmt::format("must divide n_routed_experts={}, got {}", n_routed_experts, n_group));
     if (topk_group <= 0 || topk_group > n_group)
       fail("topk_group", fmt::format("must be in [1, n_group={}], got {}", n_group, topk_group));
     if (num_experts_per_tok > topk_group * (n_routed_experts / n_group))
-      fail("num_experts_per_tok", fmt::format("is {} but the {} kept groups hold only {} experts",
-                                              num_experts_per_tok, topk_group, topk_group * (n_routed_experts / n_group)));
+      fail("num_experts_per_tok",
+           fmt::format("is {} but the {} kept groups hold only {} experts", num_experts_per_tok,
+                       topk_group, topk_group * (n_routed_experts / n_group)));
     if (topk_method == TopkMethod::kNoauxTc && n_group > 1 && n_routed_experts / n_group < 2)
-      fail("n_group", "noaux_tc scores each group by its top-2 experts, so each group needs at least 2");
+      fail("n_group",
+           "noaux_tc scores each group by its top-2 experts, so each group needs at least 2");
   }
   if (n_shared_experts < 0) fail("n_shared_experts", "must not be negative");
   if (routed_scaling_factor <= 0) fail("routed_scaling_factor", "must be positive");
@@ -292,19 +320,24 @@ void Config::validate() const {
   if (max_position_embeddings <= 0) fail("max_position_embeddings", "must be positive");
   if (rope_scaling.yarn && rope_scaling.beta_fast <= rope_scaling.beta_slow)
     fail("rope_scaling.beta_fast", "must be greater than beta_slow");
-  if (tie_word_embeddings) fail("tie_word_embeddings", "must be false (DeepSeek keeps a separate output head)");
+  if (tie_word_embeddings)
+    fail("tie_word_embeddings", "must be false (DeepSeek keeps a separate output head)");
 }
 
 Config parse_config(const json& j, const std::string& source) {
-  if (!j.is_object()) throw ConfigError(fmt::format("{}: the top level must be a JSON object", source));
-  const char* official_key = j.contains("dim") ? "dim" : j.contains("n_layers") ? "n_layers" : nullptr;
+  if (!j.is_object())
+    throw ConfigError(fmt::format("{}: the top level must be a JSON object", source));
+  const char* official_key = j.contains("dim")        ? "dim"
+                             : j.contains("n_layers") ? "n_layers"
+                                                      : nullptr;
   const char* hf_key = j.contains("hidden_size")         ? "hidden_size"
                        : j.contains("num_hidden_layers") ? "num_hidden_layers"
                                                          : nullptr;
   bool official = official_key != nullptr;
   if (official_key && hf_key)
-    throw ConfigError(fmt::format("{}: key '{}' contradicts '{}': mixes official and Hugging Face keys",
-                                  source, official_key, hf_key));
+    throw ConfigError(
+        fmt::format("{}: key '{}' contradicts '{}': mixes official and Hugging Face keys", source,
+                    official_key, hf_key));
   Config c = official ? parse_official(j, source) : parse_hf(j, source);
   c.source = source;
   c.name = fs::path(source).stem().string();
@@ -365,7 +398,8 @@ Config resolve_config(const std::string& name_or_path) {
   if (fs::exists(p)) return load_config_file(p.string());
   std::string known;
   for (const auto& [k, v] : builtin_names()) known += (known.empty() ? "" : ", ") + k;
-  throw ConfigError(fmt::format("{}: no such file, directory or built-in model (built-in: {})", name_or_path, known));
+  throw ConfigError(fmt::format("{}: no such file, directory or built-in model (built-in: {})",
+                                name_or_path, known));
 }
 
 json to_json(const Config& c) {
@@ -393,30 +427,32 @@ json to_json(const Config& c) {
   j["routed_scaling_factor"] = c.routed_scaling_factor;
   j["norm_topk_prob"] = c.norm_topk_prob;
   j["scoring_func"] = c.scoring_func == ScoringFunc::kSigmoid ? "sigmoid" : "softmax";
-  j["topk_method"] = c.topk_method == TopkMethod::kNoauxTc ? "noaux_tc"
+  j["topk_method"] = c.topk_method == TopkMethod::kNoauxTc              ? "noaux_tc"
                      : c.topk_method == TopkMethod::kGroupLimitedGreedy ? "group_limited_greedy"
                                                                         : "greedy";
   j["rms_norm_eps"] = c.rms_norm_eps;
   j["rope_theta"] = c.rope_theta;
   j["max_position_embeddings"] = c.max_position_embeddings;
   if (c.rope_scaling.yarn) {
-    j["rope_scaling"] = {{"type", "yarn"},
-                         {"factor", c.rope_scaling.factor},
-                         {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings},
-                         {"beta_fast", c.rope_scaling.beta_fast},
-                         {"beta_slow", c.rope_scaling.beta_slow},
-                         {"mscale", c.rope_scaling.mscale},
-                         {"mscale_all_dim", c.rope_scaling.mscale_all_dim}};
+    j["rope_scaling"] = {
+        {"type", "yarn"},
+        {"factor", c.rope_scaling.factor},
+        {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings},
+        {"beta_fast", c.rope_scaling.beta_fast},
+        {"beta_slow", c.rope_scaling.beta_slow},
+        {"mscale", c.rope_scaling.mscale},
+        {"mscale_all_dim", c.rope_scaling.mscale_all_dim}};
   }
   j["num_nextn_predict_layers"] = c.num_nextn_predict_layers;
   j["tie_word_embeddings"] = false;
   j["bos_token_id"] = c.bos_token_id;
   j["eos_token_id"] = c.eos_token_id;
   if (c.quantization.fp8) {
-    j["quantization_config"] = {{"quant_method", "fp8"},
-                                {"fmt", c.quantization.fmt},
-                                {"activation_scheme", "dynamic"},
-                                {"weight_block_size", {c.quantization.block_rows, c.quantization.block_cols}}};
+    j["quantization_config"] = {
+        {"quant_method", "fp8"},
+        {"fmt", c.quantization.fmt},
+        {"activation_scheme", "dynamic"},
+        {"weight_block_size", {c.quantization.block_rows, c.quantization.block_cols}}};
     if (c.quantization.ue8m0) j["quantization_config"]["scale_fmt"] = "ue8m0";
   }
   return j;

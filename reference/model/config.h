@@ -4,10 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <stdexcept>
 #include <string>
-
-#include <nlohmann/json_fwd.hpp>
 
 namespace dsv3::model {
 
@@ -22,45 +21,45 @@ enum class ScoringFunc { kSigmoid, kSoftmax };
 enum class TopkMethod { kNoauxTc, kGroupLimitedGreedy, kGreedy };
 
 struct RopeScaling {
-  bool yarn = false;                       // rope_type/type == "yarn"
-  double factor = 1.0;                     // s in YaRN
+  bool yarn = false;    // rope_type/type == "yarn"
+  double factor = 1.0;  // s in YaRN
   int64_t original_max_position_embeddings = 4096;
   double beta_fast = 32.0;
   double beta_slow = 1.0;
-  double mscale = 0.0;                     // 0 = absent; cos/sin scale mscale/mscale_all_dim
-  double mscale_all_dim = 0.0;             // 0 = absent; scales the softmax (HF semantics)
-  double attention_factor = 0.0;           // 0 = absent: derived from mscale (HF rule)
+  double mscale = 0.0;            // 0 = absent; cos/sin scale mscale/mscale_all_dim
+  double mscale_all_dim = 0.0;    // 0 = absent; scales the softmax (HF semantics)
+  double attention_factor = 0.0;  // 0 = absent: derived from mscale (HF rule)
 };
 
 struct Quantization {
-  bool fp8 = false;            // quantization_config.quant_method == "fp8"
+  bool fp8 = false;  // quantization_config.quant_method == "fp8"
   std::string fmt = "e4m3";
-  int block_rows = 128;        // weight_block_size
+  int block_rows = 128;  // weight_block_size
   int block_cols = 128;
-  bool ue8m0 = false;          // scale_fmt == "ue8m0"
+  bool ue8m0 = false;  // scale_fmt == "ue8m0"
 };
 
 struct Config {
-  std::string name;            // a short label: the built-in name or the file stem
-  std::string source;          // where it came from (file path or "built-in")
+  std::string name;    // a short label: the built-in name or the file stem
+  std::string source;  // where it came from (file path or "built-in")
 
   int64_t vocab_size = 0;
-  int64_t hidden_size = 0;             // d
-  int64_t intermediate_size = 0;       // dense SwiGLU width
-  int64_t moe_intermediate_size = 0;   // one expert's width
+  int64_t hidden_size = 0;            // d
+  int64_t intermediate_size = 0;      // dense SwiGLU width
+  int64_t moe_intermediate_size = 0;  // one expert's width
   int64_t num_hidden_layers = 0;
-  int64_t num_attention_heads = 0;     // n_h
-  int64_t q_lora_rank = 0;             // d'_c; 0 = no query compression (V2-Lite: null)
-  int64_t kv_lora_rank = 0;            // d_c
-  int64_t qk_nope_head_dim = 0;        // d_h
-  int64_t qk_rope_head_dim = 0;        // d^R_h
+  int64_t num_attention_heads = 0;  // n_h
+  int64_t q_lora_rank = 0;          // d'_c; 0 = no query compression (V2-Lite: null)
+  int64_t kv_lora_rank = 0;         // d_c
+  int64_t qk_nope_head_dim = 0;     // d_h
+  int64_t qk_rope_head_dim = 0;     // d^R_h
   int64_t v_head_dim = 0;
-  int64_t n_routed_experts = 0;        // N_r (0 = dense model)
-  int64_t n_shared_experts = 0;        // N_s
-  int64_t num_experts_per_tok = 0;     // K_r
-  int64_t n_group = 1;                 // expert groups (nodes in the paper's node-limited routing)
-  int64_t topk_group = 1;              // M: groups a token may reach
-  int64_t first_k_dense_replace = 0;   // leading dense layers
+  int64_t n_routed_experts = 0;       // N_r (0 = dense model)
+  int64_t n_shared_experts = 0;       // N_s
+  int64_t num_experts_per_tok = 0;    // K_r
+  int64_t n_group = 1;                // expert groups (nodes in the paper's node-limited routing)
+  int64_t topk_group = 1;             // M: groups a token may reach
+  int64_t first_k_dense_replace = 0;  // leading dense layers
   int64_t moe_layer_freq = 1;
   double routed_scaling_factor = 1.0;
   bool norm_topk_prob = false;

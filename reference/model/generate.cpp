@@ -4,7 +4,8 @@
 
 namespace dsv3::model {
 
-std::vector<int32_t> generate(const Model& m, const std::vector<int32_t>& prompt, const GenerateOptions& opt) {
+std::vector<int32_t> generate(const Model& m, const std::vector<int32_t>& prompt,
+                              const GenerateOptions& opt) {
   if (prompt.empty()) throw std::invalid_argument("generate needs at least one prompt token");
   KVCache cache = m.new_cache(opt.attn);
   ForwardOptions fo;

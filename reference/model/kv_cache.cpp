@@ -5,7 +5,9 @@
 
 namespace dsv3::model {
 
-const char* to_string(AttnImpl a) { return a == AttnImpl::kNaive ? "naive" : "absorbed"; }
+const char* to_string(AttnImpl a) {
+  return a == AttnImpl::kNaive ? "naive" : "absorbed";
+}
 
 AttnImpl parse_attn_impl(const std::string& s) {
   if (s == "naive") return AttnImpl::kNaive;
@@ -41,7 +43,8 @@ void KVCache::reserve_more(int64_t extra) {
 }
 
 void KVCache::truncate(int64_t len) {
-  if (len < 0 || len > length_) throw std::out_of_range("KVCache::truncate beyond the cached length");
+  if (len < 0 || len > length_)
+    throw std::out_of_range("KVCache::truncate beyond the cached length");
   length_ = len;  // rows past len are simply overwritten by the next forward
 }
 
@@ -50,7 +53,9 @@ int64_t KVCache::elements_per_token_per_layer(const Config& c, AttnImpl impl) {
   return c.num_attention_heads * (c.qk_head_dim() + c.v_head_dim);
 }
 
-int64_t KVCache::elements_per_token_per_layer() const { return a_cols_ + b_cols_; }
+int64_t KVCache::elements_per_token_per_layer() const {
+  return a_cols_ + b_cols_;
+}
 
 int64_t KVCache::bytes(int bytes_per_element) const {
   return length_ * elements_per_token_per_layer() * num_layers() * bytes_per_element;

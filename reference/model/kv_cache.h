@@ -14,7 +14,8 @@ namespace dsv3::model {
 
 enum class AttnImpl { kNaive, kAbsorbed };
 const char* to_string(AttnImpl a);
-AttnImpl parse_attn_impl(const std::string& s);  // "naive" | "absorbed"; throws std::invalid_argument
+AttnImpl parse_attn_impl(
+    const std::string& s);  // "naive" | "absorbed"; throws std::invalid_argument
 
 class KVCache {
  public:

@@ -1,12 +1,12 @@
 #include "reference/model/model.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
 #include <numeric>
-
-#include <fmt/format.h>
 
 namespace dsv3::model {
 namespace fs = std::filesystem;
@@ -24,7 +24,9 @@ Mat rms_norm(const Mat& x, const Vec& weight, double eps) {
   return y;
 }
 
-float silu(float v) { return v / (1.0f + std::exp(-v)); }
+float silu(float v) {
+  return v / (1.0f + std::exp(-v));
+}
 
 }  // namespace
 
@@ -38,7 +40,9 @@ Model Model::load(const std::string& name_or_dir, uint64_t seed) {
   return Model(c, random_weights(c, seed));
 }
 
-Mat Model::head(const Mat& h_normed) const { return h_normed * weights_.lm_head.transpose(); }
+Mat Model::head(const Mat& h_normed) const {
+  return h_normed * weights_.lm_head.transpose();
+}
 
 namespace {
 
@@ -76,15 +80,17 @@ Mat mla(const Ctx& ctx, const AttentionWeights& w, const Mat& x, int64_t p0, KVC
   // eq. (6)-(9): queries. c^Q = W^{DQ} h (then RMSNorm); [q^C; q^R] = W^{UQ}/W^{QR} c^Q.
   Mat q;  // [T, H*(dn+dr)], per head: dn "nope" columns then dr rope columns
   if (c.q_lora_rank > 0) {
-    Mat cq = rms_norm(ctx.linear(x, w.q_a_proj, "self_attn.q_a_proj.weight"), w.q_a_layernorm, c.rms_norm_eps);
+    Mat cq = rms_norm(ctx.linear(x, w.q_a_proj, "self_attn.q_a_proj.weight"), w.q_a_layernorm,
+                      c.rms_norm_eps);
     q = ctx.linear(cq, w.q_b_proj, "self_attn.q_b_proj.weight");
   } else {
     q = ctx.linear(x, w.q_proj, "self_attn.q_proj.weight");
   }
   // eq. (1), (3): the compressed latent c^{KV} and the shared RoPE key k^R.
-  Mat kv = ctx.linear(x, w.kv_a_proj_with_mqa, "self_attn.kv_a_proj_with_mqa.weight");  // [T, dc+dr]
-  Mat ckv = rms_norm(kv.leftCols(dc), w.kv_a_layernorm, c.rms_norm_eps);               // [T, dc]
-  Mat kpe = kv.rightCols(dr);                                                           // [T, dr]
+  Mat kv =
+      ctx.linear(x, w.kv_a_proj_with_mqa, "self_attn.kv_a_proj_with_mqa.weight");  // [T, dc+dr]
+  Mat ckv = rms_norm(kv.leftCols(dc), w.kv_a_layernorm, c.rms_norm_eps);           // [T, dc]
+  Mat kpe = kv.rightCols(dr);                                                      // [T, dr]
   for (int64_t t = 0; t < T; ++t) {
     // eq. (3), (8): RoPE on q^R (every head) and on the one shared k^R, at position p0 + t.
     for (int64_t h = 0; h < H; ++h) ctx.rope.apply(q.row(t).data() + h * dqk + dn, 1, p0 + t);
@@ -109,7 +115,10 @@ Mat mla(const Ctx& ctx, const AttentionWeights& w, const Mat& x, int64_t p0, KVC
   }
 
   Mat o(T, H * dv);  // [T, H*dv], head-major
-#pragma omp parallel for schedule(static) if (H * S * T > 4096)
+  // Threads pay off only when a head's work is large; a fork/join per step costs more than a
+  // tiny model's whole attention.
+  const int64_t head_work = S * T * (impl == AttnImpl::kNaive ? dqk + dv : 2 * dc + dr);
+#pragma omp parallel for schedule(static) if (H * head_work > (1 << 20))
   for (int64_t h = 0; h < H; ++h) {
     Mat scores;  // [T, S]
     if (impl == AttnImpl::kNaive) {
@@ -127,10 +136,12 @@ Mat mla(const Ctx& ctx, const AttentionWeights& w, const Mat& x, int64_t p0, KVC
       float mx = -std::numeric_limits<float>::infinity();
       for (int64_t s = 0; s < visible; ++s) mx = std::max(mx, scores(t, s) * scale);
       float sum = 0;
-      for (int64_t s = 0; s < visible; ++s) sum += scores(t, s) = std::exp(scores(t, s) * scale - mx);
+      for (int64_t s = 0; s < visible; ++s)
+        sum += scores(t, s) = std::exp(scores(t, s) * scale - mx);
       for (int64_t s = 0; s < visible; ++s) scores(t, s) /= sum;
       for (int64_t s = visible; s < S; ++s) scores(t, s) = 0;
-      if (traces[t]) traces[t]->attn[h].assign(scores.row(t).data(), scores.row(t).data() + visible);
+      if (traces[t])
+        traces[t]->attn[h].assign(scores.row(t).data(), scores.row(t).data() + visible);
     }
     if (impl == AttnImpl::kNaive) {
       o.middleCols(h * dv, dv) = scores * cache.b.block(0, h * dv, S, dv);
@@ -149,15 +160,18 @@ Mat moe(const Ctx& ctx, const MoeWeights& m, const Mat& x, std::vector<LayerTrac
   const int64_t T = x.rows(), E = c.n_routed_experts;
   Mat logits = x * m.gate.transpose();  // router in full precision, never FP8  [T, E]
   std::span<const float> bias;
-  if (m.e_score_correction_bias.size()) bias = {m.e_score_correction_bias.data(), static_cast<size_t>(E)};
+  if (m.e_score_correction_bias.size())
+    bias = {m.e_score_correction_bias.data(), static_cast<size_t>(E)};
   std::vector<std::vector<std::pair<int64_t, float>>> routed(E);  // expert -> (token, gate)
   for (int64_t t = 0; t < T; ++t) {
     RouteResult r = route(c, {logits.row(t).data(), static_cast<size_t>(E)}, bias, ctx.opt.router);
-    for (size_t j = 0; j < r.topk_idx.size(); ++j) routed[r.topk_idx[j]].push_back({t, r.topk_weight[j]});
+    for (size_t j = 0; j < r.topk_idx.size(); ++j)
+      routed[r.topk_idx[j]].push_back({t, r.topk_weight[j]});
     if (traces[t]) traces[t]->router = std::move(r);
   }
   std::vector<Mat> outs(E);
-#pragma omp parallel for schedule(dynamic)
+  const int64_t work = T * c.num_experts_per_tok * x.cols() * c.moe_intermediate_size * 3;
+#pragma omp parallel for schedule(dynamic) if (work > (1 << 20))
   for (int64_t e = 0; e < E; ++e) {
     if (routed[e].empty()) continue;
     Mat xe(routed[e].size(), x.cols());
@@ -166,15 +180,16 @@ Mat moe(const Ctx& ctx, const MoeWeights& m, const Mat& x, std::vector<LayerTrac
   }
   Mat y = Mat::Zero(T, x.cols());
   for (int64_t e = 0; e < E; ++e)  // ascending expert order, as both references accumulate
-    for (size_t i = 0; i < routed[e].size(); ++i) y.row(routed[e][i].first) += routed[e][i].second * outs[e].row(i);
+    for (size_t i = 0; i < routed[e].size(); ++i)
+      y.row(routed[e][i].first) += routed[e][i].second * outs[e].row(i);
   if (m.shared) y += swiglu(ctx, x, *m.shared, "mlp.shared_experts.");
   return y;
 }
 
 }  // namespace
 
-Mat Model::block(const LayerWeights& w, int layer_index, const Mat& x, KVCache& cache, int cache_layer,
-                 const ForwardOptions& opt, int64_t trace_offset) const {
+Mat Model::block(const LayerWeights& w, int layer_index, const Mat& x, KVCache& cache,
+                 int cache_layer, const ForwardOptions& opt, int64_t trace_offset) const {
   const int64_t T = x.rows(), p0 = cache.length();
   Ctx ctx{config_, rope_, opt, fmt::format("model.layers.{}.", layer_index)};
   std::vector<LayerTrace*> traces(T, nullptr);
@@ -204,9 +219,11 @@ Mat Model::forward(std::span<const int32_t> ids, KVCache& cache, const ForwardOp
   if (T == 0) return Mat(0, config_.vocab_size);
   for (int32_t id : ids)
     if (id < 0 || id >= config_.vocab_size)
-      throw std::out_of_range(fmt::format("token id {} is outside the vocabulary [0, {})", id, config_.vocab_size));
+      throw std::out_of_range(
+          fmt::format("token id {} is outside the vocabulary [0, {})", id, config_.vocab_size));
   if (p0 + T > config_.max_position_embeddings)
-    throw std::out_of_range(fmt::format("position {} exceeds max_position_embeddings {}", p0 + T - 1, config_.max_position_embeddings));
+    throw std::out_of_range(fmt::format("position {} exceeds max_position_embeddings {}",
+                                        p0 + T - 1, config_.max_position_embeddings));
 
   int64_t trace_offset = 0;
   if (opt.trace) {
@@ -224,13 +241,14 @@ Mat Model::forward(std::span<const int32_t> ids, KVCache& cache, const ForwardOp
   for (int64_t t = 0; t < T; ++t) h.row(t) = weights_.embed_tokens.row(ids[t]);
   if (opt.hidden) opt.hidden->assign(1, h);
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
-    h = block(weights_.layers[l], static_cast<int>(l), h, cache, static_cast<int>(l), opt, trace_offset);
+    h = block(weights_.layers[l], static_cast<int>(l), h, cache, static_cast<int>(l), opt,
+              trace_offset);
     if (opt.hidden && l + 1 < config_.num_hidden_layers) opt.hidden->push_back(h);
   }
   cache.advance(T);
   Mat hn = rms_norm(h, weights_.norm, config_.rms_norm_eps);
   if (opt.hidden) opt.hidden->push_back(hn);  // hidden.L is after the final norm (HF convention)
-  Mat logits = head(hn);                     // [T, V]
+  Mat logits = head(hn);                      // [T, V]
 
   if (opt.trace) {
     for (int64_t t = 0; t < T; ++t) {
@@ -241,7 +259,8 @@ Mat Model::forward(std::span<const int32_t> ids, KVCache& cache, const ForwardOp
       std::vector<int32_t> idx(config_.vocab_size);
       std::iota(idx.begin(), idx.end(), 0);
       int k = std::min<int>(opt.trace->top_k, static_cast<int>(config_.vocab_size));
-      std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int a, int b) { return p[a] > p[b]; });
+      std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                        [&](int a, int b) { return p[a] > p[b]; });
       auto& top = opt.trace->tokens[trace_offset + t].top_next;
       for (int j = 0; j < k; ++j) top.emplace_back(idx[j], p[idx[j]]);
     }

@@ -20,8 +20,8 @@
 namespace dsv3::model {
 
 struct ForwardOptions {
-  Trace* trace = nullptr;             // filled per token and layer when set
-  std::vector<Mat>* hidden = nullptr; // hidden.{0..L} as HF output_hidden_states: [T, d] each
+  Trace* trace = nullptr;              // filled per token and layer when set
+  std::vector<Mat>* hidden = nullptr;  // hidden.{0..L} as HF output_hidden_states: [T, d] each
   RouterOptions router;
   // When set, every linear layer that DeepSeek-V3 runs in FP8 (attention projections, dense
   // and expert FFNs; paper Fig. 6) calls this instead of x W^T. `name` is the checkpoint

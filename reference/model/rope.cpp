@@ -28,8 +28,9 @@ RopeTable make_rope_table(const Config& c) {
   if (!y.yarn) return t;
 
   auto corr_dim = [&](double rotations) {
-    return t.dim * std::log(static_cast<double>(y.original_max_position_embeddings) /
-                            (rotations * 2.0 * std::numbers::pi)) /
+    return t.dim *
+           std::log(static_cast<double>(y.original_max_position_embeddings) /
+                    (rotations * 2.0 * std::numbers::pi)) /
            (2.0 * std::log(base));
   };
   t.low = std::max(std::floor(corr_dim(y.beta_fast)), 0.0);
@@ -40,7 +41,8 @@ RopeTable make_rope_table(const Config& c) {
     // extrapolation_factor = 1 - ramp; f' = interp * (1 - extrap) + extrap_freq * extrap.
     float ramp = static_cast<float>(std::clamp((j - t.low) / (t.high - t.low), 0.0, 1.0));
     float extrapolation = 1.0f - ramp;
-    float pos_freq = std::pow(static_cast<float>(base), static_cast<float>(2 * j) / static_cast<float>(t.dim));
+    float pos_freq =
+        std::pow(static_cast<float>(base), static_cast<float>(2 * j) / static_cast<float>(t.dim));
     float interp = 1.0f / (static_cast<float>(y.factor) * pos_freq);
     float extrap = 1.0f / pos_freq;
     t.ramp[j] = ramp;
@@ -49,10 +51,12 @@ RopeTable make_rope_table(const Config& c) {
   // HF scales cos/sin by get_mscale(s, mscale) / get_mscale(s, mscale_all_dim) when both are
   // given (1 for V3), else by get_mscale(s, 1); an explicit attention_factor wins.
   double factor;
-  if (y.attention_factor > 0) factor = y.attention_factor;
+  if (y.attention_factor > 0)
+    factor = y.attention_factor;
   else if (y.mscale != 0 && y.mscale_all_dim != 0)
     factor = yarn_get_mscale(y.factor, y.mscale) / yarn_get_mscale(y.factor, y.mscale_all_dim);
-  else factor = yarn_get_mscale(y.factor, 1.0);
+  else
+    factor = yarn_get_mscale(y.factor, 1.0);
   t.attention_factor = static_cast<float>(factor);
   return t;
 }

@@ -10,12 +10,12 @@
 namespace dsv3::model {
 
 struct RopeTable {
-  int dim = 0;                     // d^R_h (qk_rope_head_dim)
-  std::vector<float> inv_freq;     // f'_j for the dim/2 pairs (YaRN-corrected when enabled)
-  std::vector<float> base_freq;    // f_j = base^(-2j/dim) before correction
-  std::vector<float> ramp;         // YaRN ramp gamma_j in [0,1] (0 = keep, 1 = interpolate)
-  double low = 0, high = 0;        // YaRN correction range, in pair indices
-  float attention_factor = 1.0f;   // multiplies cos and sin: mscale/mscale_all_dim (HF)
+  int dim = 0;                    // d^R_h (qk_rope_head_dim)
+  std::vector<float> inv_freq;    // f'_j for the dim/2 pairs (YaRN-corrected when enabled)
+  std::vector<float> base_freq;   // f_j = base^(-2j/dim) before correction
+  std::vector<float> ramp;        // YaRN ramp gamma_j in [0,1] (0 = keep, 1 = interpolate)
+  double low = 0, high = 0;       // YaRN correction range, in pair indices
+  float attention_factor = 1.0f;  // multiplies cos and sin: mscale/mscale_all_dim (HF)
 
   // Rotates each of the `heads` consecutive dim-wide slices of x in place at position pos.
   void apply(float* x, int heads, int64_t pos) const;

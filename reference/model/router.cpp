@@ -12,9 +12,8 @@ namespace {
 std::vector<int> top_k(const std::vector<float>& v, int k) {
   std::vector<int> idx(v.size());
   std::iota(idx.begin(), idx.end(), 0);
-  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int a, int b) {
-    return v[a] > v[b] || (v[a] == v[b] && a < b);
-  });
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                    [&](int a, int b) { return v[a] > v[b] || (v[a] == v[b] && a < b); });
   idx.resize(k);
   return idx;
 }
@@ -26,8 +25,10 @@ RouteResult route(const Config& c, std::span<const float> logits, std::span<cons
   const int k = static_cast<int>(c.num_experts_per_tok);
   const int groups = static_cast<int>(c.n_group);
   const int per_group = n / groups;
-  if (static_cast<int>(logits.size()) != n) throw std::invalid_argument("route: logits size != n_routed_experts");
-  if (!bias.empty() && static_cast<int>(bias.size()) != n) throw std::invalid_argument("route: bias size != n_routed_experts");
+  if (static_cast<int>(logits.size()) != n)
+    throw std::invalid_argument("route: logits size != n_routed_experts");
+  if (!bias.empty() && static_cast<int>(bias.size()) != n)
+    throw std::invalid_argument("route: bias size != n_routed_experts");
 
   RouteResult r;
   r.logits.assign(logits.begin(), logits.end());
@@ -50,7 +51,8 @@ RouteResult route(const Config& c, std::span<const float> logits, std::span<cons
   if (groups > 1 && c.topk_method != TopkMethod::kGreedy) {
     r.group_scores.resize(groups);
     for (int g = 0; g < groups; ++g) {
-      std::vector<float> members(r.biased.begin() + g * per_group, r.biased.begin() + (g + 1) * per_group);
+      std::vector<float> members(r.biased.begin() + g * per_group,
+                                 r.biased.begin() + (g + 1) * per_group);
       std::sort(members.begin(), members.end(), std::greater<>());
       // With a correction bias (noaux_tc): sum of the group's top-2; otherwise its maximum.
       r.group_scores[g] = bias.empty() ? members[0] : members[0] + members[1];

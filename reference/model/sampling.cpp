@@ -14,14 +14,17 @@ uint64_t Rng::next() {
   return z ^ (z >> 31);
 }
 
-double Rng::uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
+double Rng::uniform() {
+  return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0);
+}
 
 int32_t argmax(std::span<const float> logits) {
   return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
 std::vector<double> sampling_distribution(std::span<const float> logits, const SamplingParams& p) {
-  if (p.temperature <= 0) throw std::invalid_argument("sampling_distribution needs temperature > 0");
+  if (p.temperature <= 0)
+    throw std::invalid_argument("sampling_distribution needs temperature > 0");
   if (p.top_p <= 0 || p.top_p > 1) throw std::invalid_argument("top_p must be in (0, 1]");
   const size_t n = logits.size();
   std::vector<double> prob(n);
@@ -32,7 +35,8 @@ std::vector<double> sampling_distribution(std::span<const float> logits, const S
   if (p.top_p < 1) {
     std::vector<size_t> order(n);
     std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return prob[a] > prob[b]; });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return prob[a] > prob[b]; });
     double acc = 0;
     size_t keep = 0;
     while (keep < n && acc < p.top_p) acc += prob[order[keep++]];

@@ -1,10 +1,11 @@
 #include "reference/model/weights.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <functional>
+#include <map>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "reference/io/safetensors.h"
 
@@ -82,8 +83,10 @@ void visit_layer(const std::string& p, LayerWeights& w, const Visitor& v) {
   if (w.moe) {
     MoeWeights& m = *w.moe;
     v.mat(p + "mlp.gate.weight", m.gate);
-    if (m.e_score_correction_bias.size()) v.vec(p + "mlp.gate.e_score_correction_bias", m.e_score_correction_bias);
-    for (size_t e = 0; e < m.experts.size(); ++e) visit_ffn(fmt::format("{}mlp.experts.{}.", p, e), m.experts[e], v);
+    if (m.e_score_correction_bias.size())
+      v.vec(p + "mlp.gate.e_score_correction_bias", m.e_score_correction_bias);
+    for (size_t e = 0; e < m.experts.size(); ++e)
+      visit_ffn(fmt::format("{}mlp.experts.{}.", p, e), m.experts[e], v);
     if (m.shared) visit_ffn(p + "mlp.shared_experts.", *m.shared, v);
   } else {
     visit_ffn(p + "mlp.", *w.dense, v);
@@ -110,12 +113,14 @@ void alloc_model(const Config& c, ModelWeights& w, int64_t mtp_depth) {
 
 void visit_model(const Config& c, ModelWeights& w, const Visitor& v) {
   v.mat("model.embed_tokens.weight", w.embed_tokens);
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) visit_layer(fmt::format("model.layers.{}.", l), w.layers[l], v);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    visit_layer(fmt::format("model.layers.{}.", l), w.layers[l], v);
   v.vec("model.norm.weight", w.norm);
   v.mat("lm_head.weight", w.lm_head);
   for (size_t k = 0; k < w.mtp.size(); ++k) {
     // MTP module k sits at layer index num_hidden_layers + k (V3: layer 61).
-    const std::string p = fmt::format("model.layers.{}.", c.num_hidden_layers + static_cast<int64_t>(k));
+    const std::string p =
+        fmt::format("model.layers.{}.", c.num_hidden_layers + static_cast<int64_t>(k));
     MtpWeights& m = w.mtp[k];
     v.vec(p + "enorm.weight", m.enorm);
     v.vec(p + "hnorm.weight", m.hnorm);
@@ -154,6 +159,38 @@ void fill_normal(float* out, int64_t n, uint64_t seed, float stddev) {
   }
 }
 
+// transformers v5 saves the routed experts of a layer fused: "mlp.experts.gate_up_proj"
+// [E, 2*inter, d] (gate rows, then up rows) and "mlp.experts.down_proj" [E, d, inter].
+// Reads expert e's slice for a per-expert checkpoint name; false when there is none.
+bool read_fused_expert(const io::Checkpoint& ckpt, const std::string& name, Mat& m,
+                       std::map<std::string, std::vector<float>>& decoded) {
+  const std::string key = "mlp.experts.";
+  size_t at = name.find(key);
+  if (at == std::string::npos) return false;
+  size_t dot = name.find('.', at + key.size());
+  if (dot == std::string::npos) return false;
+  const int64_t e = std::stoll(name.substr(at + key.size(), dot - at - key.size()));
+  const std::string part =
+      name.substr(dot + 1);  // gate_proj.weight | up_proj.weight | down_proj.weight
+  const std::string base = name.substr(0, at + key.size());
+  const bool down = part == "down_proj.weight";
+  const io::TensorView* t = ckpt.find(base + (down ? "down_proj" : "gate_up_proj"));
+  if (!t) return false;
+  const int64_t rows = m.rows(), cols = m.cols();
+  const std::vector<int64_t> want =
+      down ? std::vector<int64_t>{t->shape.empty() ? 0 : t->shape[0], rows, cols}
+           : std::vector<int64_t>{t->shape.empty() ? 0 : t->shape[0], 2 * rows, cols};
+  if (t->shape != want || e >= t->shape[0])
+    throw io::FormatError(fmt::format(
+        "{}: fused expert tensor '{}' has the wrong shape for expert {}", t->file, t->name, e));
+  std::vector<float>& all = decoded[t->name];  // decode each fused tensor once
+  if (all.empty()) all = io::to_f32(*t);
+  const int64_t per_expert = want[1] * want[2];
+  const int64_t row0 = part == "up_proj.weight" ? rows : 0;
+  m = Eigen::Map<Mat>(all.data() + e * per_expert + row0 * cols, rows, cols);
+  return true;
+}
+
 }  // namespace
 
 ModelWeights random_weights(const Config& c, uint64_t seed) {
@@ -162,7 +199,9 @@ ModelWeights random_weights(const Config& c, uint64_t seed) {
   Visitor v;
   v.mat = [&](const std::string& name, Mat& m) {
     // Embedding rows N(0, 1); projections N(0, 1/in) so activations keep their scale.
-    float stddev = name.find("embed_tokens") != std::string::npos ? 1.0f : 1.0f / std::sqrt(static_cast<float>(m.cols()));
+    float stddev = name.find("embed_tokens") != std::string::npos
+                       ? 1.0f
+                       : 1.0f / std::sqrt(static_cast<float>(m.cols()));
     fill_normal(m.data(), m.size(), splitmix(seed ^ name_hash(name)), stddev);
   };
   v.vec = [&](const std::string& name, Vec& x) {
@@ -189,13 +228,20 @@ ModelWeights load_weights(const Config& c, const std::string& dir) {
   ModelWeights w;
   alloc_model(c, w, depth);
   std::vector<std::string> missing;
+  std::map<std::string, std::vector<float>> fused;
   Visitor v;
   v.mat = [&](const std::string& name, Mat& m) {
-    if (!ckpt.find(name)) { missing.push_back(name); return; }
-    m = ckpt.matrix(name, {m.rows(), m.cols()});
+    if (ckpt.find(name)) {
+      m = ckpt.matrix(name, {m.rows(), m.cols()});
+    } else if (!read_fused_expert(ckpt, name, m, fused)) {
+      missing.push_back(name);
+    }
   };
   v.vec = [&](const std::string& name, Vec& x) {
-    if (!ckpt.find(name)) { missing.push_back(name); return; }
+    if (!ckpt.find(name)) {
+      missing.push_back(name);
+      return;
+    }
     x = ckpt.vector(name, x.size());
   };
   visit_model(c, w, v);

@@ -26,10 +26,10 @@ struct MoeWeights {
 
 struct AttentionWeights {
   // Query path: low-rank (q_a_proj, q_a_layernorm, q_b_proj) or plain q_proj (q_lora_rank null).
-  Mat q_a_proj;          // W^{DQ}  [d'_c, d]
-  Vec q_a_layernorm;     //         [d'_c]
-  Mat q_b_proj;          // [W^{UQ}; W^{QR}] per head  [H*(d_h+d^R_h), d'_c]
-  Mat q_proj;            // V2-Lite  [H*(d_h+d^R_h), d]
+  Mat q_a_proj;            // W^{DQ}  [d'_c, d]
+  Vec q_a_layernorm;       //         [d'_c]
+  Mat q_b_proj;            // [W^{UQ}; W^{QR}] per head  [H*(d_h+d^R_h), d'_c]
+  Mat q_proj;              // V2-Lite  [H*(d_h+d^R_h), d]
   Mat kv_a_proj_with_mqa;  // [W^{DKV}; W^{KR}]  [d_c + d^R_h, d]
   Vec kv_a_layernorm;      //                   [d_c]
   Mat kv_b_proj;           // [W^{UK}; W^{UV}] per head  [H*(d_h+d_v), d_c]
@@ -37,26 +37,26 @@ struct AttentionWeights {
 };
 
 struct LayerWeights {
-  Vec input_layernorm;           // [d]
+  Vec input_layernorm;  // [d]
   AttentionWeights attn;
-  Vec post_attention_layernorm;  // [d]
+  Vec post_attention_layernorm;     // [d]
   std::optional<FfnWeights> dense;  // first_k_dense_replace layers
   std::optional<MoeWeights> moe;    // the rest
 };
 
-struct MtpWeights {  // one MTP module (eq. 21-23), stored at layer index num_hidden_layers + k
-  Vec enorm;                // RMSNorm of the embedding   [d]
-  Vec hnorm;                // RMSNorm of the hidden state [d]
-  Mat eh_proj;              // M_k  [d, 2d], input columns [embedding; hidden]
-  LayerWeights block;       // TRM_k
-  Vec shared_head_norm;     // [d]
+struct MtpWeights {      // one MTP module (eq. 21-23), stored at layer index num_hidden_layers + k
+  Vec enorm;             // RMSNorm of the embedding   [d]
+  Vec hnorm;             // RMSNorm of the hidden state [d]
+  Mat eh_proj;           // M_k  [d, 2d], input columns [embedding; hidden]
+  LayerWeights block;    // TRM_k
+  Vec shared_head_norm;  // [d]
 };
 
 struct ModelWeights {
   Mat embed_tokens;  // [V, d]
   std::vector<LayerWeights> layers;
-  Vec norm;          // [d]
-  Mat lm_head;       // [V, d]
+  Vec norm;                     // [d]
+  Mat lm_head;                  // [V, d]
   std::vector<MtpWeights> mtp;  // empty when the checkpoint has no MTP module
 };
 

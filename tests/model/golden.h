@@ -11,7 +11,9 @@
 
 namespace dsv3::testing {
 
-inline std::string data_path(const std::string& rel) { return std::string(DSV3_TEST_DATA) + "/" + rel; }
+inline std::string data_path(const std::string& rel) {
+  return std::string(DSV3_TEST_DATA) + "/" + rel;
+}
 
 inline Mat golden_matrix(const io::SafetensorsFile& f, const std::string& name) {
   const io::TensorView* t = f.find(name);

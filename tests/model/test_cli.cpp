@@ -30,7 +30,9 @@ CmdResult run(const std::string& args) {
 }
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("dsv3-test-" + std::to_string(getpid()) + "-" + name)).string();
+  return (std::filesystem::temp_directory_path() /
+          ("dsv3-test-" + std::to_string(getpid()) + "-" + name))
+      .string();
 }
 
 TEST(Cli, ForwardDumpMatchesTransformersGolden) {
@@ -39,15 +41,20 @@ TEST(Cli, ForwardDumpMatchesTransformersGolden) {
   std::vector<int64_t> ids = testing::golden_i64(golden, "input_ids");
   std::string list;
   for (int64_t id : ids) list += (list.empty() ? "" : ",") + std::to_string(id);
-  CmdResult r = run("forward --model " + testing::data_path("tiny-yarn-groups") + " --ids " + list + " --dump " + out);
+  CmdResult r = run("forward --model " + testing::data_path("tiny-yarn-groups") + " --ids " + list +
+                    " --dump " + out);
   ASSERT_EQ(r.status, 0) << r.out;
   io::SafetensorsFile dump(out);
   Mat logits = testing::golden_matrix(dump, "logits");
   EXPECT_LT((logits - testing::golden_matrix(golden, "logits")).cwiseAbs().maxCoeff(), 1e-4f);
-  EXPECT_LT((testing::golden_matrix(dump, "hidden.3") - testing::golden_matrix(golden, "hidden.3")).cwiseAbs().maxCoeff(), 1e-4f);
+  EXPECT_LT((testing::golden_matrix(dump, "hidden.3") - testing::golden_matrix(golden, "hidden.3"))
+                .cwiseAbs()
+                .maxCoeff(),
+            1e-4f);
   ASSERT_NE(dump.find("router.1.logits"), nullptr);
   EXPECT_EQ(dump.find("router.1.topk_idx")->dtype, io::DType::kI64);
-  EXPECT_EQ(dump.find("router.2.topk_weight")->shape, (std::vector<int64_t>{static_cast<int64_t>(ids.size()), 4}));
+  EXPECT_EQ(dump.find("router.2.topk_weight")->shape,
+            (std::vector<int64_t>{static_cast<int64_t>(ids.size()), 4}));
   EXPECT_EQ(dump.find("router.0.logits"), nullptr);  // layer 0 is dense
   std::filesystem::remove(out);
 }
@@ -59,8 +66,10 @@ TEST(Cli, GenerateJsonIsDeterministicAndMatchesTheLibrary) {
   auto ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out);
   EXPECT_EQ(ja["ids"].size(), 6u);
   EXPECT_EQ(ja["ids"], jb["ids"]);  // both attention forms decode the same tokens
-  CmdResult s1 = run("generate --model tiny --prompt hello -n 6 --json --temperature 1 --top-p 0.9 --seed 3");
-  CmdResult s2 = run("generate --model tiny --prompt hello -n 6 --json --temperature 1 --top-p 0.9 --seed 3");
+  CmdResult s1 =
+      run("generate --model tiny --prompt hello -n 6 --json --temperature 1 --top-p 0.9 --seed 3");
+  CmdResult s2 =
+      run("generate --model tiny --prompt hello -n 6 --json --temperature 1 --top-p 0.9 --seed 3");
   EXPECT_EQ(s1.out, s2.out);
 }
 
@@ -72,10 +81,11 @@ TEST(Cli, DemoPrintsRoutingForEveryStep) {
 }
 
 TEST(Cli, ErrorsAreOneLineWithExitCode2) {
-  for (const char* args : {"forward --model tiny --ids 1,x", "forward --model no-such-model --ids 1",
-                           "generate --model tiny --prompt hi --ids 1", "generate --model tiny --prompt hi --top-p 2",
-                           "forward --model tiny --ids 99999", "generate --model tiny --prompt hi --attn fast",
-                           "no-such-command"}) {
+  for (const char* args :
+       {"forward --model tiny --ids 1,x", "forward --model no-such-model --ids 1",
+        "generate --model tiny --prompt hi --ids 1", "generate --model tiny --prompt hi --top-p 2",
+        "forward --model tiny --ids 99999", "generate --model tiny --prompt hi --attn fast",
+        "no-such-command"}) {
     CmdResult r = run(args);
     EXPECT_EQ(r.status, 2) << args << ": " << r.out;
     EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << args << ": " << r.out;

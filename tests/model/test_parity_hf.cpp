@@ -26,7 +26,8 @@ struct HfTiny {
   io::SafetensorsFile golden;
   std::vector<int32_t> ids() const {
     std::vector<int32_t> out;
-    for (int64_t v : testing::golden_i64(golden, "input_ids")) out.push_back(static_cast<int32_t>(v));
+    for (int64_t v : testing::golden_i64(golden, "input_ids"))
+      out.push_back(static_cast<int32_t>(v));
     return out;
   }
   // transformers 5.17 fills dropped groups with -inf, like the official code (our default).
@@ -77,11 +78,13 @@ TEST_P(ParityHf, LogitsHiddenAndRoutingMatchTransformers) {
     if (!f.m.config().is_moe_layer(l)) continue;
     Mat logits_w = testing::golden_matrix(f.golden, "gate." + std::to_string(l) + ".out0");
     Mat weight_w = testing::golden_matrix(f.golden, "gate." + std::to_string(l) + ".out1");
-    std::vector<int64_t> idx_w = testing::golden_i64(f.golden, "gate." + std::to_string(l) + ".out2");
+    std::vector<int64_t> idx_w =
+        testing::golden_i64(f.golden, "gate." + std::to_string(l) + ".out2");
     const int K = static_cast<int>(f.m.config().num_experts_per_tok);
     for (size_t t = 0; t < ids.size(); ++t) {
       const model::RouteResult& r = trace.tokens[t].layers[l].router;
-      for (int e = 0; e < logits_w.cols(); ++e) EXPECT_NEAR(r.logits[e], logits_w(t, e), 1e-4) << "layer " << l;
+      for (int e = 0; e < logits_w.cols(); ++e)
+        EXPECT_NEAR(r.logits[e], logits_w(t, e), 1e-4) << "layer " << l;
       std::set<int64_t> got(r.topk_idx.begin(), r.topk_idx.end());
       std::set<int64_t> exp(idx_w.begin() + t * K, idx_w.begin() + (t + 1) * K);
       EXPECT_EQ(got, exp) << "top-k expert set differs at layer " << l << " token " << t;

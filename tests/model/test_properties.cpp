@@ -10,7 +10,9 @@ namespace {
 
 Config random_config(uint64_t seed) {
   Rng rng(seed);
-  auto pick = [&](std::initializer_list<int64_t> v) { return *(v.begin() + rng.next() % v.size()); };
+  auto pick = [&](std::initializer_list<int64_t> v) {
+    return *(v.begin() + rng.next() % v.size());
+  };
   Config c;
   c.name = "random";
   c.source = "test";
@@ -34,7 +36,8 @@ Config random_config(uint64_t seed) {
   c.routed_scaling_factor = 2.5;
   bool v3 = rng.next() % 2;
   c.scoring_func = v3 ? ScoringFunc::kSigmoid : ScoringFunc::kSoftmax;
-  c.topk_method = v3 ? TopkMethod::kNoauxTc : (c.n_group > 1 ? TopkMethod::kGroupLimitedGreedy : TopkMethod::kGreedy);
+  c.topk_method = v3 ? TopkMethod::kNoauxTc
+                     : (c.n_group > 1 ? TopkMethod::kGroupLimitedGreedy : TopkMethod::kGreedy);
   c.norm_topk_prob = v3;
   c.max_position_embeddings = 4096;
   if (rng.next() % 2) {
@@ -55,7 +58,9 @@ std::vector<int32_t> random_ids(uint64_t seed, int n, int vocab) {
   return ids;
 }
 
-float rel_error(const Mat& a, const Mat& b) { return (a - b).norm() / std::max(b.norm(), 1e-30f); }
+float rel_error(const Mat& a, const Mat& b) {
+  return (a - b).norm() / std::max(b.norm(), 1e-30f);
+}
 
 class RandomConfigs : public ::testing::TestWithParam<int> {};
 
@@ -82,8 +87,10 @@ TEST_P(RandomConfigs, AbsorbedAttentionEqualsNaive) {
     }
   // The absorbed cache holds d_c + d^R_h numbers per token per layer; naive H*(d_qk + d_v).
   EXPECT_EQ(absorbed.elements_per_token_per_layer(), c.kv_lora_rank + c.qk_rope_head_dim);
-  EXPECT_EQ(naive.elements_per_token_per_layer(), c.num_attention_heads * (c.qk_head_dim() + c.v_head_dim));
-  EXPECT_EQ(absorbed.bytes(), static_cast<int64_t>(ids.size()) * c.num_hidden_layers * (c.kv_lora_rank + c.qk_rope_head_dim) * 4);
+  EXPECT_EQ(naive.elements_per_token_per_layer(),
+            c.num_attention_heads * (c.qk_head_dim() + c.v_head_dim));
+  EXPECT_EQ(absorbed.bytes(), static_cast<int64_t>(ids.size()) * c.num_hidden_layers *
+                                  (c.kv_lora_rank + c.qk_rope_head_dim) * 4);
 }
 
 TEST_P(RandomConfigs, DecodeEqualsPrefill) {
@@ -162,7 +169,8 @@ TEST(Model, TraceRecordsRoutingAttentionAndCacheBytes) {
     ASSERT_EQ(static_cast<int64_t>(tt.layers.size()), c.num_hidden_layers);
     for (const LayerTrace& lt : tt.layers) {
       EXPECT_EQ(lt.moe, c.is_moe_layer(lt.layer));
-      EXPECT_EQ(lt.cache_bytes, static_cast<int64_t>(t + 1) * (c.kv_lora_rank + c.qk_rope_head_dim) * 4);
+      EXPECT_EQ(lt.cache_bytes,
+                static_cast<int64_t>(t + 1) * (c.kv_lora_rank + c.qk_rope_head_dim) * 4);
       ASSERT_EQ(static_cast<int64_t>(lt.attn.size()), c.num_attention_heads);
       for (const auto& row : lt.attn) {
         ASSERT_EQ(row.size(), t + 1);

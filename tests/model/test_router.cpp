@@ -22,7 +22,9 @@ Config v3_like(int experts, int groups, int topk_group, int k) {
   return c;
 }
 
-float logit(float s) { return std::log(s / (1 - s)); }
+float logit(float s) {
+  return std::log(s / (1 - s));
+}
 
 TEST(Router, GroupScoreIsTopTwoSumAndBiasOnlySelects) {
   // 8 experts in 4 groups of 2; keep 2 groups; top-2.

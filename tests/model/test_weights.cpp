@@ -15,7 +15,8 @@ namespace {
 namespace fs = std::filesystem;
 
 fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("dsv3-weights-" + std::to_string(getpid()) + "-" + name);
+  fs::path p =
+      fs::temp_directory_path() / ("dsv3-weights-" + std::to_string(getpid()) + "-" + name);
   fs::remove_all(p);
   fs::create_directories(p);
   return p;
@@ -40,7 +41,8 @@ TEST(Weights, Fp8BlocksAreDequantizedWithCeilEdgeBlocks) {
   Mat m = ck.matrix("w.weight", {rows, cols});
   for (int r = 0; r < rows; ++r)
     for (int c = 0; c < cols; ++c)
-      ASSERT_EQ(m(r, c), io::e4m3fn_to_f32(codes[r * cols + c]) * scale[(r / 128) * 2 + c / 128]) << r << "," << c;
+      ASSERT_EQ(m(r, c), io::e4m3fn_to_f32(codes[r * cols + c]) * scale[(r / 128) * 2 + c / 128])
+          << r << "," << c;
   EXPECT_EQ(m(0, 0), io::e4m3fn_to_f32(codes[0]) * 0.5f);
   EXPECT_EQ(m(199, 129), io::e4m3fn_to_f32(codes[199 * cols + 129]) * 3.0f);
 
@@ -72,7 +74,8 @@ TEST(Weights, SaveLoadRoundTripIncludingMtpAndShards) {
   ASSERT_EQ(back.weights().mtp.size(), 1u);
   EXPECT_EQ(back.weights().mtp[0].eh_proj, m.weights().mtp[0].eh_proj);
   std::vector<int32_t> ids = {0, 50, 60, 70};
-  auto c1 = m.new_cache(model::AttnImpl::kAbsorbed), c2 = back.new_cache(model::AttnImpl::kAbsorbed);
+  auto c1 = m.new_cache(model::AttnImpl::kAbsorbed),
+       c2 = back.new_cache(model::AttnImpl::kAbsorbed);
   EXPECT_EQ(m.forward(ids, c1, {}), back.forward(ids, c2, {}));
 
   // Split the same tensors over two shards with an index; the result is identical.
@@ -83,7 +86,8 @@ TEST(Weights, SaveLoadRoundTripIncludingMtpAndShards) {
   for (const auto& [name, t] : whole.tensors()) {
     bool first = i++ % 2 == 0;
     (first ? a : b).add(name, t.dtype, t.shape, t.data, t.nbytes);
-    index["weight_map"][name] = first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
+    index["weight_map"][name] =
+        first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors";
   }
   fs::path sharded = temp_dir("sharded");
   fs::copy_file(dir / "config.json", sharded / "config.json");
@@ -109,9 +113,62 @@ TEST(Weights, MissingTensorsAreListedByName) {
     FAIL() << "expected a FormatError";
   } catch (const io::FormatError& e) {
     std::string msg = e.what();
-    EXPECT_NE(msg.find("missing tensors: model.layers.0.input_layernorm.weight"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("missing tensors: model.layers.0.input_layernorm.weight"), std::string::npos)
+        << msg;
     EXPECT_NE(msg.find("in all)"), std::string::npos) << msg;
   }
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace dsv3
+
+namespace dsv3 {
+namespace {
+
+// transformers v5 writes fused expert tensors; they load to the same model as per-expert ones.
+TEST(Weights, FusedExpertLayoutOfTransformersV5) {
+  model::Model m = model::Model::load("tiny");
+  const model::Config& c = m.config();
+  fs::path dir = temp_dir("fused");
+  std::ifstream cfg(std::string(DSV3_SOURCE_DIR) + "/tiny-configs/tiny.json");
+  std::ofstream((dir / "config.json").string()) << cfg.rdbuf();
+  fs::path whole_path = dir / "whole.safetensors";
+  model::save_weights(c, m.weights(), whole_path.string());
+  io::SafetensorsWriter w;
+  {
+    io::SafetensorsFile whole(whole_path.string());
+    for (const auto& [name, t] : whole.tensors())
+      if (name.find("mlp.experts.") == std::string::npos)
+        w.add(name, t.dtype, t.shape, t.data, t.nbytes);
+  }
+  const int64_t E = c.n_routed_experts, I = c.moe_intermediate_size, d = c.hidden_size;
+  for (int64_t l = 0; l < c.num_hidden_layers + 1; ++l) {
+    const model::LayerWeights& lw =
+        l < c.num_hidden_layers ? m.weights().layers[l] : m.weights().mtp[0].block;
+    if (!lw.moe) continue;
+    std::vector<float> gate_up(E * 2 * I * d), down(E * d * I);
+    for (int64_t e = 0; e < E; ++e) {
+      const model::FfnWeights& f = lw.moe->experts[e];
+      std::copy(f.gate_proj.data(), f.gate_proj.data() + I * d, gate_up.begin() + e * 2 * I * d);
+      std::copy(f.up_proj.data(), f.up_proj.data() + I * d,
+                gate_up.begin() + e * 2 * I * d + I * d);
+      std::copy(f.down_proj.data(), f.down_proj.data() + d * I, down.begin() + e * d * I);
+    }
+    std::string p = "model.layers." + std::to_string(l) + ".mlp.experts.";
+    w.add(p + "gate_up_proj", io::DType::kF32, {E, 2 * I, d}, gate_up.data(), gate_up.size() * 4);
+    w.add(p + "down_proj", io::DType::kF32, {E, d, I}, down.data(), down.size() * 4);
+  }
+  fs::remove(whole_path);
+  w.write((dir / "model.safetensors").string());
+  model::Model fused = model::Model::load(dir.string());
+  for (int64_t l = 1; l < c.num_hidden_layers; ++l)
+    for (int64_t e = 0; e < E; ++e) {
+      EXPECT_EQ(fused.weights().layers[l].moe->experts[e].up_proj,
+                m.weights().layers[l].moe->experts[e].up_proj);
+      EXPECT_EQ(fused.weights().layers[l].moe->experts[e].down_proj,
+                m.weights().layers[l].moe->experts[e].down_proj);
+    }
   fs::remove_all(dir);
 }
 
