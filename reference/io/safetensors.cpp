@@ -194,6 +194,7 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
         throw FormatError(
             fmt::format("{}: weight_map entry '{}' is not a file name", index_path, it.key()));
       shards.insert(it->get<std::string>());
+      index_map_[it.key()] = it->get<std::string>();
     }
     for (const std::string& s : shards) {
       if (!fs::exists(d / s))
@@ -216,6 +217,15 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
         throw FormatError(fmt::format("{}: tensor '{}' appears in two shards", dir, name));
       index_[name] = &view;
     }
+  }
+  // Every tensor the index names must be in the shard it names.
+  for (const auto& [name, shard] : index_map_) {
+    auto it = index_.find(name);
+    if (it == index_.end() || fs::path(it->second->file).filename() != fs::path(shard).filename())
+      throw FormatError(
+          fmt::format("{}/model.safetensors.index.json: tensor '{}' is listed in '{}' but that "
+                      "shard does not hold it",
+                      dir_, name, shard));
   }
 }
 

@@ -74,6 +74,7 @@ class Checkpoint {
   std::string dir_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const TensorView*> index_;
+  std::map<std::string, std::string> index_map_;  // tensor -> shard, from the index file
 };
 
 // Collects tensors and writes one .safetensors file (header padded to 8 bytes).

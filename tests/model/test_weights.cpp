@@ -174,3 +174,33 @@ TEST(Weights, FusedExpertLayoutOfTransformersV5) {
 
 }  // namespace
 }  // namespace dsv3
+
+namespace dsv3 {
+namespace {
+
+TEST(Weights, IndexNamingTheWrongShardIsAnError) {
+  fs::path dir = temp_dir("wrongshard");
+  Mat a = Mat::Ones(2, 2);
+  io::SafetensorsWriter s1, s2;
+  s1.add("a.weight", a);
+  s2.add("b.weight", a);
+  s1.write((dir / "one.safetensors").string());
+  s2.write((dir / "two.safetensors").string());
+  nlohmann::json index;
+  index["weight_map"]["a.weight"] = "two.safetensors";  // wrong: a lives in one
+  index["weight_map"]["b.weight"] = "two.safetensors";
+  std::ofstream((dir / "model.safetensors.index.json").string()) << index.dump();
+  // Only two.safetensors is listed, so a.weight is in no listed shard at all.
+  try {
+    io::Checkpoint ck(dir.string());
+    FAIL() << "expected a FormatError";
+  } catch (const io::FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("'a.weight' is listed in 'two.safetensors'"),
+              std::string::npos)
+        << e.what();
+  }
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace dsv3
