@@ -77,6 +77,7 @@ TableRow make_row(ScheduleKind kind, int P, int N, const Costs& c, SimMode mode)
   row.makespan = r.makespan;
   row.sim_peak_activations = r.max_peak_activations();
   row.ranks = P;
+  row.micro_batches = N;
   return row;
 }
 
@@ -94,8 +95,8 @@ std::vector<TableRow> compare_schedules(int P, int N, const Costs& c, SimMode mo
     rows.push_back(make_row(k, P, N, c, mode));
   }
   // The README compares at the same number of stages: DualPipeV then needs only P/2 devices.
-  if (P % 2 == 0 && P >= 2 && check_constraints(ScheduleKind::kDualPipeV, P / 2, N).empty())
-    rows.push_back(make_row(ScheduleKind::kDualPipeV, P / 2, N, c, mode));
+  if (P % 2 == 0 && N % 2 == 0 && check_constraints(ScheduleKind::kDualPipeV, P / 2, N / 2).empty())
+    rows.push_back(make_row(ScheduleKind::kDualPipeV, P / 2, N / 2, c, mode));
   return rows;
 }
 

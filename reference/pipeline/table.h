@@ -47,10 +47,13 @@ struct TableRow {
   double makespan = 0;
   int sim_peak_activations = 0;  // the largest per-rank peak
   int ranks = 0;                 // devices used (P)
+  int micro_batches = 0;
 };
 
 // Simulates every schedule that accepts (P, N) and returns its row; schedules whose constraints
-// (P, N) violate are skipped and their reason appended to `skipped` when given.
+// (P, N) violate are skipped and their reason appended to `skipped` when given. When P is even a
+// last row shows DualPipeV as the table compares it, at the same number of stages: P/2 ranks
+// with N/2 micro-batches (the upper half of DualPipe(P, N): same work per device).
 std::vector<TableRow> compare_schedules(int ranks, int micro_batches, const Costs& c,
                                         SimMode mode = SimMode::kIdeal,
                                         std::vector<std::string>* skipped = nullptr);

@@ -1,0 +1,244 @@
+#include "visualizers/pipeline_timeline.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace dsv3::viz {
+
+using pipeline::OpKind;
+
+namespace {
+constexpr Color kInk = 16;      // black text on coloured cells
+constexpr Color kIdle = 240;    // grey dots for bubbles
+constexpr Color kCursor = 231;  // white
+}  // namespace
+
+Style pipeline_op_style(OpKind kind, int chunk) {
+  // The report's colours: orange forward, green backward, blue backward-for-weights.
+  bool light = chunk != 0;
+  Style s;
+  s.fg = kInk;
+  switch (kind) {
+    case OpKind::kF:
+      s.bg = light ? 222 : 208;
+      break;
+    case OpKind::kB:
+      s.bg = light ? 120 : 34;
+      break;
+    case OpKind::kBi:
+      s.bg = light ? 158 : 78;
+      break;
+    case OpKind::kW:
+      s.bg = light ? 117 : 33;
+      break;
+    case OpKind::kFB:
+      s.bg = light ? 222 : 208;
+      break;
+  }
+  return s;
+}
+
+char32_t pipeline_op_glyph(OpKind kind, int chunk) {
+  bool lower = chunk != 0;
+  switch (kind) {
+    case OpKind::kF:
+    case OpKind::kFB:
+      return lower ? U'f' : U'F';
+    case OpKind::kB:
+      return lower ? U'b' : U'B';
+    case OpKind::kBi:
+      return lower ? U'i' : U'I';
+    case OpKind::kW:
+      return lower ? U'w' : U'W';
+  }
+  return U'?';
+}
+
+std::string xterm_to_hex(Color c) {
+  static const int kBase[16][3] = {{0, 0, 0},       {128, 0, 0},   {0, 128, 0},   {128, 128, 0},
+                                   {0, 0, 128},     {128, 0, 128}, {0, 128, 128}, {192, 192, 192},
+                                   {128, 128, 128}, {255, 0, 0},   {0, 255, 0},   {255, 255, 0},
+                                   {0, 0, 255},     {255, 0, 255}, {0, 255, 255}, {255, 255, 255}};
+  int r = 0, g = 0, b = 0;
+  if (c < 0) {
+    r = g = b = 255;
+  } else if (c < 16) {
+    r = kBase[c][0], g = kBase[c][1], b = kBase[c][2];
+  } else if (c < 232) {
+    int i = c - 16;
+    auto level = [](int v) { return v == 0 ? 0 : 55 + 40 * v; };
+    r = level(i / 36), g = level((i / 6) % 6), b = level(i % 6);
+  } else {
+    r = g = b = 8 + 10 * (c - 232);
+  }
+  return fmt::format("#{:02x}{:02x}{:02x}", r, g, b);
+}
+
+namespace {
+
+// Fills columns [x0, x1) of row y with one op part: the micro-batch number when it fits (with
+// the kind letter in front when there is room), else the kind letter.
+void draw_part(Canvas& c, int x0, int x1, int y, OpKind kind, int chunk, int mb, bool fb) {
+  if (x1 <= x0) return;
+  Style st = pipeline_op_style(kind, chunk);
+  if (fb) st.attr |= kUnderline;  // the shared border of an overlapped pair
+  char32_t g = pipeline_op_glyph(kind, chunk);
+  c.fill(x0, y, x1 - x0, 1, g, st);
+  std::string num = std::to_string(mb);
+  const int w = x1 - x0, n = static_cast<int>(num.size());
+  std::string label;
+  if (w >= n + 1)
+    label = static_cast<char>(g) + num;
+  else if (w >= n)
+    label = num;
+  c.text(x0 + (w - static_cast<int>(label.size())) / 2, y, label, st);
+}
+
+std::string fmt_num(double v) {
+  if (std::abs(v - std::round(v)) < 1e-9) return fmt::format("{:.0f}", v);
+  return fmt::format("{:.2f}", v);
+}
+
+}  // namespace
+
+Canvas draw_pipeline_timeline(const pipeline::SimResult& r, const PipelineTimelineOptions& o) {
+  const int P = r.ranks;
+  const int width = std::max(40, o.width);
+  const std::string rank_fmt = P > 10 ? "r{:<2} " : "r{} ";
+  const int label_w = P > 10 ? 4 : 3;
+  const int bars_w = o.bars ? 30 : 0;
+  const int title_h = o.title ? 1 : 0;
+  const int legend_h = o.legend ? 2 : 0;  // wraps onto its second line when narrow
+  const int height = title_h + 1 + P + legend_h;
+  Canvas c(width, height);
+
+  const int plot_w = std::max(10, width - label_w - bars_w - 1);
+  const double span = std::max(r.makespan, 1e-9);
+  // Whole columns per time unit when they fit, so that equal ops get equal cells (Fig. 5).
+  double cpu = o.columns_per_unit > 0 ? o.columns_per_unit : plot_w / span;
+  if (o.columns_per_unit <= 0 && cpu >= 1) cpu = std::floor(cpu);
+  auto col = [&](double t) { return label_w + static_cast<int>(std::lround(t * cpu)); };
+  const int plot_end = std::min(label_w + plot_w, col(r.makespan));
+
+  Style bold;
+  bold.attr = kBold;
+  Style dim;
+  dim.fg = kIdle;
+  if (o.title) {
+    std::string title = fmt::format("{} · {} rank{} · {} micro-batches · {} · makespan {} · {}",
+                                    pipeline::schedule_label(r.kind), P, P == 1 ? "" : "s",
+                                    r.micro_batches, pipeline::to_string(r.costs),
+                                    fmt_num(r.makespan), pipeline::sim_mode_id(r.mode));
+    c.text(0, 0, title, bold);
+  }
+
+  // Time axis: a tick every `step` units, labelled when there is room.
+  const int axis_y = title_h;
+  double step = 1;
+  for (double s : {1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0}) {
+    step = s;
+    if (s * cpu >= 6) break;
+  }
+  for (double t = 0; t <= r.makespan + 1e-9; t += step) {
+    int x = col(t);
+    if (x >= plot_end) break;
+    c.put(x, axis_y, U'┬', dim);
+    std::string lab = fmt_num(t);
+    if (x + 1 + static_cast<int>(lab.size()) <= plot_end) c.text(x + 1, axis_y, lab, dim);
+  }
+
+  double bubble_scale = o.bubble_scale > 0 ? o.bubble_scale : r.makespan;
+  int mem_scale = o.memory_scale > 0 ? o.memory_scale : std::max(1, r.max_peak_activations());
+  for (int k = 0; k < P; ++k) {
+    const int y = axis_y + 1 + k;
+    c.text(0, y, fmt::format(fmt::runtime(rank_fmt), k), bold);
+    for (int x = label_w; x < plot_end; ++x) c.put(x, y, U'·', dim);
+    const auto& rr = r.ranks_result[k];
+    for (const pipeline::OpTiming& t : rr.timeline) {
+      int x0 = col(t.start), x1 = std::min(col(t.end), label_w + plot_w);
+      if (t.op.kind == OpKind::kFB) {
+        int xs = col(t.fb_split());
+        draw_part(c, x0, xs, y, OpKind::kF, t.op.chunk, t.op.mb, true);
+        draw_part(c, xs, x1, y, OpKind::kB, t.op.chunk_b, t.op.mb_b, true);
+      } else {
+        draw_part(c, x0, x1, y, t.op.kind, t.op.chunk, t.op.mb, false);
+      }
+    }
+    if (o.bars) {
+      // bubble: idle share of the iteration; mem: activations held (at the cursor, or peak).
+      int bx = plot_end + 2;
+      const int bw = 8;
+      int fill = static_cast<int>(std::lround(bw * std::min(1.0, rr.bubble / bubble_scale)));
+      Style bar;
+      bar.fg = 203;
+      for (int i = 0; i < bw; ++i) c.put(bx + i, y, i < fill ? U'█' : U'░', i < fill ? bar : dim);
+      c.text(bx + bw + 1, y, fmt_num(rr.bubble));
+      int held = o.cursor ? r.activations_at(k, *o.cursor) : rr.peak_activations;
+      int mx = bx + bw + 7;
+      Style mem;
+      mem.fg = 141;
+      int mw = std::max(0, std::min(16, width - mx - 4));
+      int mfill = static_cast<int>(std::lround(mw * std::min(1.0, double(held) / mem_scale)));
+      for (int i = 0; i < mw; ++i) c.put(mx + i, y, i < mfill ? U'▮' : U' ', mem);
+      c.text(mx + mw + 1, y, fmt::format("{}", held));
+    }
+  }
+
+  if (o.cursor) {
+    int x = col(*o.cursor);
+    if (x >= label_w && x < label_w + plot_w) {
+      Style cs;
+      cs.fg = kCursor;
+      cs.attr = kBold;
+      c.put(x, axis_y, U'▼', cs);
+      for (int k = 0; k < P; ++k) c.at(x, axis_y + 1 + k).style.attr |= kReverse;
+    }
+  }
+  if (o.bars) {
+    int bx = plot_end + 2;
+    c.text(bx, axis_y, "bubble", dim);
+    c.text(bx + 15, axis_y, o.cursor ? "activations now" : "peak activations", dim);
+  }
+
+  if (o.legend) {
+    int y = axis_y + 1 + P;
+    int x = 0;
+    auto wrap = [&](int w) {
+      if (x + w > width) {
+        ++y;
+        x = 0;
+      }
+    };
+    auto key = [&](OpKind kind, int chunk, std::string_view text) {
+      wrap(2 + display_width(text));
+      Style st = pipeline_op_style(kind, chunk);
+      c.put(x, y, pipeline_op_glyph(kind, chunk), st);
+      x = c.text(x + 2, y, text) + 2;
+    };
+    bool two =
+        r.kind == pipeline::ScheduleKind::kDualPipe || r.kind == pipeline::ScheduleKind::kDualPipeV;
+    key(OpKind::kF, 0, "forward");
+    if (two) key(OpKind::kF, 1, "forward, chunk 1");
+    key(OpKind::kB, 0, "backward");
+    if (two) key(OpKind::kB, 1, "backward, chunk 1");
+    key(OpKind::kBi, 0, "input grad (Bi)");
+    key(OpKind::kW, 0, "weight grad (W)");
+    if (two) {
+      wrap(17);
+      Style u = pipeline_op_style(OpKind::kF, 0);
+      u.attr |= kUnderline;
+      c.put(x, y, U'F', u);
+      Style ub = pipeline_op_style(OpKind::kB, 1);
+      ub.attr |= kUnderline;
+      c.put(x + 1, y, U'b', ub);
+      x = c.text(x + 3, y, "overlapped F&B") + 2;
+    }
+    wrap(6);
+    c.text(x, y, "· idle", dim);
+  }
+  return c;
+}
+
+}  // namespace dsv3::viz
