@@ -21,6 +21,7 @@ void add_info_commands(CLI::App& app);      // info                           (c
 void add_fp8_commands(CLI::App& app);       // fp8 ...                          (cli_fp8.cpp)
 void add_pipeline_commands(CLI::App& app);  // pipeline ...                     (cli_pipeline.cpp)
 void add_balance_commands(CLI::App& app);   // balance ...                      (cli_balance.cpp)
+void add_mtp_commands(CLI::App& app);       // mtp-loss, mtp-demo               (cli_mtp.cpp)
 
 // Runs when `dsv3` is called with no subcommand.
 int run_default(int argc, char** argv);

@@ -3,15 +3,20 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "app/cli.h"
+#include "app/cli_mtp.h"
 #include "reference/io/safetensors.h"
 #include "reference/io/tokenizer.h"
 #include "reference/model/generate.h"
 #include "reference/model/model.h"
+#include "reference/model/mtp.h"
+#include "reference/model/speculative.h"
 
 namespace dsv3::app {
 
@@ -36,6 +41,8 @@ struct GenerateArgs {
   std::string attn = "absorbed";
   bool json = false;
   bool routes = false;
+  bool mtp = false;     // speculative decoding with the MTP drafts
+  int draft_depth = 1;  // D drafts per verification step
 };
 
 model::Model load_model(const std::string& name, uint64_t seed) {
@@ -86,6 +93,10 @@ void run_forward(const ForwardArgs& a) {
     io::SafetensorsWriter w;
     w.add("logits", logits);
     for (size_t i = 0; i < hidden.size(); ++i) w.add(fmt::format("hidden.{}", i), hidden[i]);
+    // mtp.{k}.logits [T-k, V]: row i predicts token i+k+1 (reference/model/mtp.h).
+    model::MtpOutput mo = model::mtp_forward(m, ids, hidden.back(), impl);
+    for (size_t k = 0; k < mo.logits.size(); ++k)
+      w.add(fmt::format("mtp.{}.logits", k + 1), mo.logits[k]);
     const model::Config& c = m.config();
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
       if (!c.is_moe_layer(l)) continue;
@@ -143,7 +154,29 @@ void run_generate(const GenerateArgs& a) {
   g.attn = model::parse_attn_impl(a.attn);
   model::Trace trace;
   if (a.routes) g.trace = &trace;
-  std::vector<int32_t> out = a.n > 0 ? model::generate(m, prompt, g) : std::vector<int32_t>{};
+  std::optional<model::SpeculativeResult> spec;
+  std::optional<double> plain_seconds;
+  if (a.mtp) {
+    if (a.routes) throw UsageError("--routes is not available with --mtp");
+    if (a.draft_depth < 1) throw UsageError("--draft-depth must be at least 1");
+    if (model::mtp_modules(m) == 0)
+      throw UsageError(fmt::format(
+          "--mtp: model {} has no MTP module (num_nextn_predict_layers = 0)", m.config().name));
+    model::SpeculativeOptions so;
+    so.max_new_tokens = a.n;
+    so.draft_depth = a.draft_depth;
+    so.sampling = g.sampling;
+    so.attn = g.attn;
+    spec = model::speculative_generate(m, prompt, so);
+    if (!a.json) {  // time plain decoding too, for the speed-up
+      auto t0 = std::chrono::steady_clock::now();
+      if (a.n > 0) model::generate(m, prompt, g);
+      plain_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+  }
+  std::vector<int32_t> out = spec      ? spec->ids
+                             : a.n > 0 ? model::generate(m, prompt, g)
+                                       : std::vector<int32_t>{};
   const bool bytes = m.config().vocab_size >= io::ByteTokenizer::kMinVocab;
   io::ByteTokenizer tok;
   if (a.json) {
@@ -152,6 +185,7 @@ void run_generate(const GenerateArgs& a) {
     j["prompt_ids"] = prompt;
     j["ids"] = out;
     if (bytes) j["text"] = tok.decode(out);
+    if (spec) j["mtp"] = mtp_stats_json(spec->stats, a.draft_depth);
     fmt::print("{}\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     return;
   }
@@ -167,6 +201,9 @@ void run_generate(const GenerateArgs& a) {
   }
   fmt::print("ids: {}\n", fmt::join(out, ","));
   if (bytes) fmt::print("text: {}\n", tok.decode(out));
+  if (spec)
+    fmt::print("{}", mtp_stats_text(spec->stats, a.draft_depth, static_cast<int64_t>(out.size()),
+                                    plain_seconds));
 }
 
 }  // namespace
@@ -193,6 +230,9 @@ void add_model_commands(CLI::App& app) {
   g->add_option("--attn", ga->attn, "Attention form")->check(CLI::IsMember({"naive", "absorbed"}));
   g->add_flag("--routes", ga->routes, "Print each step's routing decisions");
   g->add_flag("--json", ga->json, "Machine-readable output");
+  g->add_flag("--mtp", ga->mtp,
+              "Speculative decoding with the MTP modules' drafts (same tokens when greedy)");
+  g->add_option("--draft-depth", ga->draft_depth, "With --mtp: drafts per step D (default 1)");
   g->callback([ga] { run_generate(*ga); });
 
   auto da = std::make_shared<GenerateArgs>();

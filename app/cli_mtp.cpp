@@ -1,0 +1,225 @@
+// `dsv3 mtp-loss` and `dsv3 mtp-demo`: the multi-token prediction objective (eq. 24-25) and
+// speculative decoding with the MTP drafts, drawn as the explorer's MTP panel.
+#include "app/cli_mtp.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <memory>
+
+#include "app/cli.h"
+#include "reference/io/safetensors.h"
+#include "reference/io/tokenizer.h"
+#include "reference/model/generate.h"
+#include "reference/model/mtp.h"
+#include "visualizers/mtp_panel.h"
+
+namespace dsv3::app {
+
+nlohmann::json mtp_stats_json(const model::SpecStats& s, int draft_depth) {
+  nlohmann::json j;
+  j["draft_depth"] = draft_depth;
+  j["steps"] = s.steps;
+  j["proposed"] = s.proposed_total();
+  j["accepted"] = s.accepted_total();
+  j["acceptance_rate"] = s.acceptance_rate();
+  j["tokens_per_step"] = s.tokens_per_step();
+  j["seconds"] = s.seconds;
+  nlohmann::json by = nlohmann::json::array();
+  for (size_t k = 0; k < s.proposed.size(); ++k)
+    by.push_back({{"depth", k + 1},
+                  {"proposed", s.proposed[k]},
+                  {"accepted", s.accepted[k]},
+                  {"acceptance_rate", s.acceptance_rate(static_cast<int>(k) + 1)}});
+  j["by_depth"] = by;
+  return j;
+}
+
+std::string mtp_stats_text(const model::SpecStats& s, int draft_depth, int64_t tokens,
+                           std::optional<double> plain_seconds) {
+  std::string out = fmt::format(
+      "mtp: draft depth {}, {} verification steps, {} drafts proposed, {} accepted ({:.1f}%), "
+      "{:.2f} tokens per step\n",
+      draft_depth, s.steps, s.proposed_total(), s.accepted_total(), 100 * s.acceptance_rate(),
+      s.tokens_per_step());
+  for (size_t k = 0; k < s.proposed.size(); ++k)
+    out += fmt::format("  depth {}: {}/{} accepted ({:.1f}%)\n", k + 1, s.accepted[k],
+                       s.proposed[k], 100 * s.acceptance_rate(static_cast<int>(k) + 1));
+  const double tps = s.seconds > 0 ? static_cast<double>(tokens) / s.seconds : 0.0;
+  out += fmt::format("  {:.1f} tokens/s speculative", tps);
+  if (plain_seconds && *plain_seconds > 0) {
+    const double plain_tps = static_cast<double>(tokens) / *plain_seconds;
+    out += fmt::format(", {:.1f} tokens/s plain: speed-up {:.2f}x", plain_tps,
+                       *plain_seconds / s.seconds);
+  }
+  out += "\n";
+  return out;
+}
+
+namespace {
+
+struct LossArgs {
+  std::string model = "tiny";
+  std::string ids;
+  std::string attn = "absorbed";
+  double lambda = 0.3;
+  uint64_t seed = 0;
+  bool json = false;
+};
+
+struct DemoArgs {
+  std::string model = "tiny";
+  std::string prompt = "DeepSeek-V3 drafts";
+  std::string ids;
+  int n = 24;
+  int depth = 1;
+  double temperature = 0.0;
+  double top_p = 1.0;
+  uint64_t seed = 0;
+  std::string attn = "absorbed";
+  int width = 100;
+  bool no_color = false;
+};
+
+model::Model load(const std::string& name, uint64_t seed) {
+  try {
+    return model::Model::load(name, seed);
+  } catch (const model::ConfigError& e) {
+    throw UsageError(e.what());
+  } catch (const io::FormatError& e) {
+    throw UsageError(e.what());
+  }
+}
+
+std::vector<int32_t> parse_prompt(const model::Model& m, const std::string& prompt,
+                                  const std::string& ids) {
+  std::vector<int32_t> out;
+  if (!ids.empty()) {
+    try {
+      out = io::parse_ids(ids);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(fmt::format("--ids: {}", e.what()));
+    }
+  } else if (!prompt.empty()) {
+    if (m.config().vocab_size < io::ByteTokenizer::kMinVocab)
+      throw UsageError(
+          "--prompt needs a vocabulary of at least 259 for the byte tokenizer; use --ids");
+    out = io::ByteTokenizer().encode(prompt);
+  }
+  for (int32_t id : out)
+    if (id < 0 || id >= m.config().vocab_size)
+      throw UsageError(fmt::format("--ids: token {} is outside the vocabulary [0, {})", id,
+                                   m.config().vocab_size));
+  return out;
+}
+
+void run_loss(const LossArgs& a) {
+  model::Model m = load(a.model, a.seed);
+  std::vector<int32_t> ids = parse_prompt(m, "", a.ids);
+  if (ids.size() < 2) throw UsageError("--ids: the loss needs at least two tokens");
+  if (model::mtp_modules(m) == 0)
+    fmt::print(stderr, "dsv3: note: model {} has no MTP module; only the main loss is reported\n",
+               m.config().name);
+  model::MtpLoss L = model::mtp_loss(m, ids, a.lambda, model::parse_attn_impl(a.attn));
+  if (a.json) {
+    nlohmann::json j;
+    j["model"] = m.config().name;
+    j["tokens"] = ids.size();
+    j["main"] = L.main;
+    j["main_targets"] = L.main_targets;
+    j["mtp"] = L.per_token;
+    j["mtp_targets"] = L.targets;
+    j["mtp_paper"] = L.paper;
+    j["lambda"] = L.lambda;
+    j["mtp_total_paper"] = L.total_paper;
+    j["mtp_total_per_token"] = L.total_per_token;
+    fmt::print("{}\n", j.dump());
+    return;
+  }
+  const int64_t T = L.main_targets;
+  fmt::print("model {}, {} tokens: T = {} next-token targets\n", m.config().name, ids.size(), T);
+  fmt::print("  main   L_main  = {:.6f}   (mean over {} targets)\n", L.main, T);
+  for (size_t k = 0; k < L.per_token.size(); ++k)
+    fmt::print(
+        "  depth {}  L^{}_MTP = {:.6f}   per valid token ({} = T-{} targets); eq. (24) with 1/T: "
+        "{:.6f}\n",
+        k + 1, k + 1, L.per_token[k], L.targets[k], k + 1, L.paper[k]);
+  if (!L.per_token.empty()) {
+    fmt::print(
+        "  eq. (25) L_MTP = (lambda/D) sum_k L^k = {:.6f}  (lambda {}, D {}; per-token form "
+        "{:.6f})\n",
+        L.total_paper, L.lambda, L.per_token.size(), L.total_per_token);
+    fmt::print("  training loss L_main + L_MTP = {:.6f}\n", L.main + L.total_paper);
+  }
+}
+
+void run_demo(const DemoArgs& a) {
+  if (a.n <= 0) throw UsageError("-n must be positive");
+  if (a.depth < 1) throw UsageError("--draft-depth must be at least 1");
+  if (a.temperature < 0) throw UsageError("--temperature must not be negative");
+  if (a.top_p <= 0 || a.top_p > 1) throw UsageError("--top-p must be in (0, 1]");
+  if (a.width < 40) throw UsageError("--width must be at least 40");
+  model::Model m = load(a.model, a.seed);
+  if (model::mtp_modules(m) == 0)
+    throw UsageError(
+        fmt::format("model {} has no MTP module (num_nextn_predict_layers = 0)", m.config().name));
+  std::vector<int32_t> prompt = parse_prompt(m, a.ids.empty() ? a.prompt : "", a.ids);
+  if (prompt.empty()) throw UsageError("the prompt is empty: give --prompt TEXT or --ids LIST");
+  model::SpeculativeOptions o;
+  o.max_new_tokens = a.n;
+  o.draft_depth = a.depth;
+  o.sampling = {a.temperature, a.top_p, a.seed};
+  o.attn = model::parse_attn_impl(a.attn);
+  model::SpeculativeResult r = model::speculative_generate(m, prompt, o);
+  viz::MtpPanelOptions po;
+  po.draft_depth = a.depth;
+  po.greedy = a.temperature <= 0;
+  const bool bytes = m.config().vocab_size >= io::ByteTokenizer::kMinVocab;
+  io::ByteTokenizer tok;
+  if (bytes) po.token_text = [tok](int32_t t) { return "'" + tok.piece(t) + "'"; };
+  const int height = static_cast<int>(r.steps.size()) + a.depth + 3;
+  viz::Canvas c = viz::mtp_panel(r.steps, r.stats, po, a.width, height);
+  const bool colour = !a.no_color && !viz::colour_disabled(STDOUT_FILENO);
+  std::fputs((colour ? viz::render_ansi(c) : viz::render_plain(c)).c_str(), stdout);
+  fmt::print("ids: {}\n", fmt::join(r.ids, ","));
+  if (bytes) fmt::print("text: {}\n", tok.decode(r.ids));
+  fmt::print("{}", mtp_stats_text(r.stats, a.depth, static_cast<int64_t>(r.ids.size())));
+}
+
+}  // namespace
+
+void add_mtp_commands(CLI::App& app) {
+  auto la = std::make_shared<LossArgs>();
+  CLI::App* l =
+      app.add_subcommand("mtp-loss", "Main next-token loss and each MTP depth's loss (eq. 24-25)");
+  l->add_option("--model", la->model,
+                "Checkpoint folder, config.json, or built-in name (tiny, small, ...)");
+  l->add_option("--ids", la->ids, "Comma-separated token ids (at least two)")->required();
+  l->add_option("--attn", la->attn, "Attention form")->check(CLI::IsMember({"naive", "absorbed"}));
+  l->add_option("--lambda", la->lambda, "MTP loss weight lambda (V3: 0.3, later 0.1)");
+  l->add_option("--seed", la->seed,
+                "Seed of the random weights (built-in models and bare configs)");
+  l->add_flag("--json", la->json, "Machine-readable output: main, mtp (per depth, depth 1 first)");
+  l->callback([la] { run_loss(*la); });
+
+  auto da = std::make_shared<DemoArgs>();
+  CLI::App* d =
+      app.add_subcommand("mtp-demo", "Speculative decoding with MTP drafts, drawn step by step");
+  d->add_option("--model", da->model, "Checkpoint folder, config.json, or built-in name");
+  d->add_option("--prompt", da->prompt, "Prompt text (byte-level tokenizer)");
+  d->add_option("--ids", da->ids, "Prompt as comma-separated token ids");
+  d->add_option("-n", da->n, "Tokens to generate");
+  d->add_option("--draft-depth", da->depth,
+                "Drafts per step D (depths beyond the trained modules reuse them)");
+  d->add_option("--temperature", da->temperature, "0 = greedy");
+  d->add_option("--top-p", da->top_p, "Nucleus sampling mass in (0, 1]");
+  d->add_option("--seed", da->seed, "Sampling and random-weight seed");
+  d->add_option("--attn", da->attn, "Attention form")->check(CLI::IsMember({"naive", "absorbed"}));
+  d->add_option("--width", da->width, "Picture width in columns");
+  d->add_flag("--no-color", da->no_color, "Plain text even on a terminal");
+  d->callback([da] { run_demo(*da); });
+}
+
+}  // namespace dsv3::app
