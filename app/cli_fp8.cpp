@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -18,6 +19,8 @@
 #include "reference/fp8/analysis.h"
 #include "reference/fp8/format.h"
 #include "reference/fp8/gemm.h"
+#include "reference/fp8/linear.h"
+#include "reference/model/model.h"
 
 namespace dsv3::app {
 namespace {
@@ -248,6 +251,71 @@ void add_dot(CLI::App& fp8) {
   });
 }
 
+void add_model_error(CLI::App& fp8) {
+  struct Args {
+    std::string model = "tiny";
+    int tokens = 16;
+    std::vector<int32_t> ids;
+    uint64_t seed = 0;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = fp8.add_subcommand(
+      "model-error",
+      "How far the logits move from float32 when the model's linear layers run in FP8");
+  cmd->add_option("--model", a->model, "built-in config name, config.json, or checkpoint folder")
+      ->capture_default_str();
+  cmd->add_option("--tokens", a->tokens,
+                  "number of pseudo-random token ids (when --ids is not given)")
+      ->capture_default_str();
+  cmd->add_option("--ids", a->ids, "token ids, comma separated")->delimiter(',');
+  cmd->add_option("--seed", a->seed, "seed for random weights and token ids")
+      ->capture_default_str();
+  cmd->add_flag("--json", a->json, "machine-readable output");
+  cmd->callback([a] {
+    const model::Model m = model::Model::load(a->model, a->seed);
+    std::vector<int32_t> ids = a->ids;
+    if (ids.empty()) {
+      if (a->tokens < 1) throw UsageError("--tokens must be at least 1");
+      uint64_t s = a->seed * 0x9E3779B97F4A7C15ull + 12345;
+      for (int i = 0; i < a->tokens; ++i) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        ids.push_back(
+            static_cast<int32_t>((s >> 33) % static_cast<uint64_t>(m.config().vocab_size)));
+      }
+    }
+    std::shared_ptr<const io::Checkpoint> ckpt;
+    if (std::filesystem::is_directory(a->model)) ckpt = std::make_shared<io::Checkpoint>(a->model);
+    const auto rows = fp8::compare_precisions(m, ids, fp8::default_precision_modes(), ckpt);
+    if (a->json) {
+      nlohmann::json j = nlohmann::json::array();
+      for (const auto& r : rows) {
+        j.push_back({{"mode", r.label},
+                     {"rel_error", r.rel_error},
+                     {"accum_rel_error", r.accum_rel_error},
+                     {"top1_agreement", r.top1_agreement},
+                     {"kl_mean", r.kl_mean},
+                     {"kl_max", r.kl_max},
+                     {"positions", r.positions}});
+      }
+      fmt::print("{}\n", j.dump());
+      return;
+    }
+    fmt::print(
+        "{} tokens through '{}'; FP8 (E4M3) in attention projections and FFNs, float32 elsewhere\n",
+        ids.size(), a->model);
+    fmt::print("{:<34} {:>11} {:>13} {:>7} {:>10} {:>10}\n", "accumulation", "rel. error",
+               "accum. only", "top-1", "KL mean", "KL max");
+    for (const auto& r : rows) {
+      fmt::print("{:<34} {:>11.3e} {:>13.3e} {:>6.1f}% {:>10.2e} {:>10.2e}\n", r.label, r.rel_error,
+                 r.accum_rel_error, 100.0 * r.top1_agreement, r.kl_mean, r.kl_max);
+    }
+    fmt::print(
+        "rel. error: ||L - L_fp32|| / ||L_fp32||; accum. only: against FP8 with exact "
+        "accumulation\n");
+  });
+}
+
 }  // namespace
 
 void add_fp8_commands(CLI::App& app) {
@@ -257,6 +325,7 @@ void add_fp8_commands(CLI::App& app) {
   add_encode(*fp8);
   add_gemm_error(*fp8);
   add_dot(*fp8);
+  add_model_error(*fp8);
 }
 
 }  // namespace dsv3::app

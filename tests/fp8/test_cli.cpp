@@ -1,0 +1,105 @@
+// `dsv3 fp8 ...` as a user runs it.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+namespace {
+
+struct CmdResult {
+  int status;
+  std::string out;
+};
+
+CmdResult run(const std::string& args) {
+  const std::string cmd = std::string(DSV3_BINARY) + " " + args + " 2>&1 < /dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+TEST(Fp8Cli, Decode) {
+  EXPECT_EQ(run("fp8 decode 0x7e 0x7f 0x80 1 255").out, "448\nnan\n-0\n0.001953125\nnan\n");
+  EXPECT_EQ(run("fp8 decode --format e5m2 0x7b 0x7c 0xfc 0x01").out,
+            "57344\ninf\n-inf\n1.5258789e-05\n");
+  const auto j = nlohmann::json::parse(run("fp8 decode --json 0x08").out);
+  EXPECT_EQ(j[0]["value"], "0.015625");
+  EXPECT_EQ(j[0]["bits"], "0x3c800000");
+}
+
+TEST(Fp8Cli, EncodeBothOverflowPolicies) {
+  EXPECT_EQ(run("fp8 encode -- 448 464 464.00003 -1.5 -0 nan -inf").out,
+            "0x7e\n0x7e\n0x7f\n0xbc\n0x80\n0x7f\n0xff\n");
+  EXPECT_EQ(run("fp8 encode --saturate -- 1e9 -inf").out, "0x7e\n0xfe\n");
+  EXPECT_EQ(run("fp8 encode --format e5m2 61440 0.0000152587890625").out, "0x7c\n0x01\n");
+  EXPECT_EQ(run("fp8 encode --format e5m2 --saturate 61440").out, "0x7b\n");
+}
+
+TEST(Fp8Cli, DotReproducesAHardwareCase) {
+  // The first K=128 E4M3 x E5M2 randn case with promotion from the H100 data file.
+  std::ifstream in(std::string(DSV3_TEST_DATA) + "/fp8/h100_dot_cases.txt");
+  std::string line;
+  bool found = false;
+  while (std::getline(in, line)) {
+    std::istringstream ss(line);
+    std::string fa, fb, k, promote, cb, ob, dist, a, b;
+    ss >> fa >> fb >> k >> promote >> cb >> ob >> dist >> a >> b;
+    if (fa != "e4m3" || fb != "e5m2" || k != "128" || promote != "32" || dist != "randn" ||
+        cb != "00000000")
+      continue;
+    const CmdResult r =
+        run("fp8 dot --format-a e4m3 --format-b e5m2 --promote 32 --a " + a + " --b " + b);
+    EXPECT_EQ(r.status, 0);
+    EXPECT_EQ(r.out.substr(0, 11), "0x" + ob + " ") << r.out;
+    found = true;
+    break;
+  }
+  EXPECT_TRUE(found);
+  EXPECT_EQ(run("fp8 dot --a 00 --b 00 --c -1.5000009").out, "0xbfc00000 -1.5\n");
+}
+
+TEST(Fp8Cli, GemmErrorJson) {
+  const CmdResult r = run("fp8 gemm-error --m 16 --n 16 --k 4096 --dist uniform --json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  for (const char* key : {"rel_fro", "max_rel", "p99_rel", "mean_signed_rel"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_LT(j["mean_signed_rel"].get<double>(), -0.06);  // no promotion: ~7.45% shrink
+  const auto p = nlohmann::json::parse(
+      run("fp8 gemm-error --m 16 --n 16 --k 4096 --dist uniform --promote 128 --json").out);
+  EXPECT_GT(p["mean_signed_rel"].get<double>(), -0.001);
+}
+
+TEST(Fp8Cli, ErrorsAreOneLineAndExitTwo) {
+  for (const char* args :
+       {"fp8 decode 256", "fp8 decode --format e3m4 1", "fp8 encode abc", "fp8 dot --a 0011 --b 00",
+        "fp8 dot --a 00 --b 00 --promote 48", "fp8 gemm-error --scaling tile --promote 0",
+        "fp8 gemm-error --dist normal"}) {
+    const CmdResult r = run(args);
+    EXPECT_EQ(r.status, 2) << args;
+    EXPECT_EQ(r.out.rfind("dsv3: ", 0), 0u) << args << ": " << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << args << ": " << r.out;
+  }
+}
+
+TEST(Fp8Cli, ModelErrorReportsEveryMode) {
+  const CmdResult r = run("fp8 model-error --model tiny --tokens 4 --json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 5u);
+  for (const auto& row : j) {
+    EXPECT_GT(row["rel_error"].get<double>(), 0.0);
+    EXPECT_LE(row["top1_agreement"].get<double>(), 1.0);
+  }
+}
+
+}  // namespace
