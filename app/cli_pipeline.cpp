@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -41,6 +43,7 @@ struct PipelineArgs {
   bool json = false;
   bool no_color = false;
   bool timeline_json = false;
+  bool timelines = false;
   int width = 0;
   double cursor = -1;  // < 0: no cursor
   std::string chrome_trace;
@@ -218,6 +221,27 @@ void run_compare(const PipelineArgs& a) {
       "largest).\nact.: peak activations per rank in micro-batch-stage units. DualPipeV is shown "
       "on the same ranks (2P stages) and, when P is even, as the table compares it: on P/2 ranks "
       "with N/2 micro-batches, the same PP stages and work per device.\n");
+  if (a.timelines) {
+    // Every schedule on one time scale, so the bubbles compare at a glance.
+    double longest = 0;
+    int peak = 1;
+    for (const auto& row : rows) {
+      longest = std::max(longest, row.makespan);
+      peak = std::max(peak, row.sim_peak_activations);
+    }
+    viz::PipelineTimelineOptions o;
+    o.width = output_width(a);
+    o.bubble_scale = longest;
+    o.memory_scale = peak;
+    o.columns_per_unit = std::max(0.05, (o.width - 35) / std::max(longest, 1e-9));
+    if (o.columns_per_unit >= 1) o.columns_per_unit = std::floor(o.columns_per_unit);
+    for (const auto& row : rows) {
+      pipeline::Schedule s = pipeline::build_schedule(row.kind, row.ranks, row.micro_batches);
+      o.legend = &row == &rows.back();
+      std::printf("\n");
+      print_canvas(viz::draw_pipeline_timeline(pipeline::simulate(s, c, mode), o), a);
+    }
+  }
 }
 
 void run_overlap(const PipelineArgs& a) {
@@ -319,6 +343,9 @@ void add_pipeline_commands(CLI::App& app) {
   add_shape_options(cmp, *a, false);
   add_cost_options(cmp, *a);
   cmp->add_flag("--json", a->json, "JSON output");
+  cmp->add_flag("--timelines", a->timelines, "Also draw every schedule's timeline on one scale");
+  cmp->add_option("--width", a->width, "Columns for the timelines (default: the terminal)");
+  cmp->add_flag("--no-color", a->no_color, "Plain text even on a terminal");
   cmp->callback([a] { run_compare(*a); });
 
   CLI::App* ov = pipe->add_subcommand(

@@ -71,7 +71,7 @@ TEST(PipelineCli, SimulateJsonReproducesFigure5) {
 TEST(PipelineCli, SimulateTextAndFiles) {
   std::string trace = temp_path("trace.json"), svg = temp_path("fig5.svg");
   CliRun r = dsv3("pipeline simulate -s 1f1b -p 4 -n 8 --width 100 --chrome-trace '" + trace +
-               "' --svg '" + svg + "'");
+                  "' --svg '" + svg + "'");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_EQ(r.out.find("\x1b["), std::string::npos);  // not a terminal: plain text
   EXPECT_NE(r.out.find("1F1B · 4 ranks"), std::string::npos) << r.out;
@@ -96,6 +96,10 @@ TEST(PipelineCli, CompareJson) {
   CliRun t = dsv3("pipeline compare --pp 4 --micro-batches 8 --cost F=2,B=4,W=1,FB=5");
   ASSERT_EQ(t.status, 0) << t.out;
   EXPECT_NE(t.out.find("estimate"), std::string::npos) << t.out;
+  CliRun d = dsv3("pipeline compare --pp 4 --micro-batches 8 --timelines --width 100");
+  ASSERT_EQ(d.status, 0) << d.out;
+  EXPECT_NE(d.out.find("GPipe · 4 ranks"), std::string::npos) << d.out;
+  EXPECT_NE(d.out.find("DualPipeV · 2 ranks"), std::string::npos) << d.out;
 }
 
 TEST(PipelineCli, ClearErrors) {
