@@ -121,6 +121,10 @@ Canvas draw_pipeline_timeline(const pipeline::SimResult& r, const PipelineTimeli
   if (o.columns_per_unit <= 0 && cpu >= 1) cpu = std::floor(cpu);
   auto col = [&](double t) { return label_w + static_cast<int>(std::lround(t * cpu)); };
   const int plot_end = std::min(label_w + plot_w, col(r.makespan));
+  // With a shared bubble scale (several schedules drawn together) the bars line up at its end.
+  const int bars_x =
+      std::min(label_w + plot_w, std::max(plot_end, o.bubble_scale > 0 ? col(o.bubble_scale) : 0)) +
+      2;
 
   Style bold;
   bold.attr = kBold;
@@ -168,7 +172,7 @@ Canvas draw_pipeline_timeline(const pipeline::SimResult& r, const PipelineTimeli
     }
     if (o.bars) {
       // bubble: idle share of the iteration; mem: activations held (at the cursor, or peak).
-      int bx = plot_end + 2;
+      int bx = bars_x;
       const int bw = 8;
       int fill = static_cast<int>(std::lround(bw * std::min(1.0, rr.bubble / bubble_scale)));
       Style bar;
@@ -197,7 +201,7 @@ Canvas draw_pipeline_timeline(const pipeline::SimResult& r, const PipelineTimeli
     }
   }
   if (o.bars) {
-    int bx = plot_end + 2;
+    int bx = bars_x;
     c.text(bx, axis_y, "bubble", dim);
     c.text(bx + 15, axis_y, o.cursor ? "activations now" : "peak activations", dim);
   }
