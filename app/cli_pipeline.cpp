@@ -171,7 +171,7 @@ void run_simulate(const PipelineArgs& a) {
                 rr.peak_activations, rr.param_copies);
   }
   pipeline::TableFormula f = pipeline::table_formula(r.kind, r.ranks, r.micro_batches, c);
-  pipeline::Exactness e = pipeline::formula_exactness(r.kind, c);
+  pipeline::Exactness e = pipeline::formula_exactness(r.kind, c, mode);
   std::printf("makespan %s · largest bubble %s · peak activations %d\n", num(r.makespan).c_str(),
               num(r.max_bubble()).c_str(), r.max_peak_activations());
   std::printf("Table 2 (PP=%d stages): bubble %s = %s, activations %s = %d, parameters %s — %s\n",

@@ -87,7 +87,7 @@ nlohmann::json to_chrome_trace(const SimResult& r, double us_per_unit) {
 
 nlohmann::json to_json(const SimResult& r, bool with_timeline) {
   TableFormula f = table_formula(r.kind, r.ranks, r.micro_batches, r.costs);
-  Exactness e = formula_exactness(r.kind, r.costs);
+  Exactness e = formula_exactness(r.kind, r.costs, r.mode);
   nlohmann::json ranks = nlohmann::json::array();
   for (int k = 0; k < r.ranks; ++k) {
     const RankResult& rr = r.ranks_result[k];

@@ -43,7 +43,16 @@ TableFormula table_formula(ScheduleKind kind, int P, int N, const Costs& c) {
   return t;
 }
 
-Exactness formula_exactness(ScheduleKind kind, const Costs& c) {
+Exactness formula_exactness(ScheduleKind kind, const Costs& c, SimMode mode) {
+  if (mode != SimMode::kIdeal) {
+    bool dual = kind == ScheduleKind::kDualPipe || kind == ScheduleKind::kDualPipeV;
+    Exactness ideal = formula_exactness(kind, c, SimMode::kIdeal);
+    if (dual && ideal.exact && c.bi() >= c.f && c.w <= c.bi())
+      return {true, ideal.why + "; blocking commits cost nothing here (B-W >= F, W <= B-W)"};
+    return {false,
+            "estimate only: the exact regimes hold in ideal mode; waiting for communication "
+            "can only add bubble"};
+  }
   if (c.comm > 0)
     return {false, "the formula ignores point-to-point latency; with C > 0 it is an estimate"};
   auto eq = [](double a, double b) { return std::abs(a - b) <= 1e-9 * std::max(1.0, std::abs(a)); };
@@ -71,7 +80,7 @@ namespace {
 TableRow make_row(ScheduleKind kind, int P, int N, const Costs& c, SimMode mode) {
   Schedule s = build_schedule(kind, P, N);
   SimResult r = simulate(s, c, mode);
-  TableRow row{kind, table_formula(kind, P, N, c), formula_exactness(kind, c)};
+  TableRow row{kind, table_formula(kind, P, N, c), formula_exactness(kind, c, mode)};
   row.sim_bubble_max = r.max_bubble();
   row.sim_bubble_min = r.min_bubble();
   row.makespan = r.makespan;

@@ -35,7 +35,11 @@ struct Exactness {
   bool exact = false;
   std::string why;
 };
-Exactness formula_exactness(ScheduleKind kind, const Costs& c);
+// The regimes above are for ideal mode. In eager and rendezvous modes ranks also wait for
+// communication, so the bubble can only grow: only DualPipe(V) stays exact, and only where the
+// official commit placement costs nothing (B-W >= F and W <= B-W, which the figure's
+// proportions satisfy).
+Exactness formula_exactness(ScheduleKind kind, const Costs& c, SimMode mode = SimMode::kIdeal);
 
 // One row of the reproduced table: formula beside simulation.
 struct TableRow {

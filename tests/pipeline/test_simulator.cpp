@@ -198,6 +198,18 @@ TEST(PipelineTable, CompareSchedules) {
   rows = compare_schedules(3, 4, Costs{}, SimMode::kIdeal, &skipped);
   EXPECT_EQ(rows.size(), 3u);
   EXPECT_EQ(skipped.size(), 2u);
+  // Rendezvous: the regimes are claimed only where they still hold.
+  rows = compare_schedules(8, 20, Costs{1, 2, 1, 3, 0}, SimMode::kRendezvous);
+  for (const auto& row : rows) {
+    if (row.exactness.exact) {
+      EXPECT_DOUBLE_EQ(row.sim_bubble_max, row.formula.bubble_value) << schedule_id(row.kind);
+    } else {
+      EXPECT_GE(row.sim_bubble_max + 1e-9, row.formula.bubble_value) << schedule_id(row.kind);
+    }
+  }
+  EXPECT_TRUE(
+      formula_exactness(ScheduleKind::kDualPipe, Costs{1, 2, 1, 3, 0}, SimMode::kRendezvous).exact);
+  EXPECT_FALSE(formula_exactness(ScheduleKind::k1F1B, Costs{}, SimMode::kEager).exact);
 }
 
 }  // namespace
