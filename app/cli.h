@@ -22,6 +22,10 @@ void add_fp8_commands(CLI::App& app);       // fp8 ...                          
 void add_pipeline_commands(CLI::App& app);  // pipeline ...                     (cli_pipeline.cpp)
 void add_balance_commands(CLI::App& app);   // balance ...                      (cli_balance.cpp)
 void add_mtp_commands(CLI::App& app);       // mtp-loss, mtp-demo               (cli_mtp.cpp)
+void add_explore_commands(CLI::App& app);   // explore, repl, exec              (cli_explore.cpp)
+
+// The explorer on the built-in tiny model (a text summary when there is no terminal).
+int run_explorer_default();
 
 // Runs when `dsv3` is called with no subcommand.
 int run_default(int argc, char** argv);

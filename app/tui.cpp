@@ -1,0 +1,693 @@
+#define NCURSES_WIDECHAR 1
+#include "app/tui.h"
+
+#include <curses.h>
+#include <fmt/format.h>
+#include <langinfo.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <clocale>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include "app/commands.h"
+#include "app/session.h"
+#include "visualizers/explorer_screen.h"
+
+namespace dsv3::app {
+
+const std::vector<viz::KeyHelp>& key_table() {
+  static const std::vector<viz::KeyHelp> keys = {
+      {"→ l Space", "step forward: the next position (computed when new)"},
+      {"← h", "step back: earlier positions' traces, nothing recomputed"},
+      {"Home End", "first / last computed position"},
+      {"↑ ↓  k j", "select the layer shown in detail"},
+      {"[ ]", "select the previous / next expert"},
+      {"Tab S-Tab", "next / previous panel"},
+      {"1 … 6", "Routing, Expert load, KV cache, Attention, Pipeline, Logits"},
+      {"g", "generate 16 tokens (any key stops; :generate N for more)"},
+      {"a", "toggle attention: absorbed (caches c^KV, k^R) / naive (K, V)"},
+      {":", "command prompt: Tab completes, ↑↓ history, `help`"},
+      {"/", "find text in the tokens and jump there"},
+      {"? F1", "this help"},
+      {"Esc", "close help, output or prompt"},
+      {"mouse", "click a tab, a token, a layer or an expert"},
+      {"q Ctrl-C", "quit"},
+  };
+  return keys;
+}
+
+std::string pick_colour_mode(const std::string& setting, bool has_colors, int colors) {
+  const char* no = std::getenv("NO_COLOR");
+  if (setting == "mono" || (no && *no) || !has_colors) return "mono";
+  if (setting == "8") return "8";
+  if (setting == "256") return colors >= 256 ? "256" : "8";
+  return colors >= 256 ? "256" : "8";
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::atomic<int> g_signal{0};
+void on_signal(int sig) {
+  g_signal = sig;
+}
+
+// Restores the terminal whatever way the explorer ends.
+struct CursesGuard {
+  CursesGuard() {
+    std::atexit([] {
+      if (!isendwin()) endwin();
+    });
+  }
+  ~CursesGuard() {
+    if (!isendwin()) endwin();
+  }
+};
+
+// xterm-256 -> one of the 8 basic colours: each RGB component on when it is near the brightest.
+short to_8(viz::Color c) {
+  if (c < 0) return -1;
+  if (c < 16) return static_cast<short>(c % 8);
+  int r, g, b;
+  if (c >= 232) {
+    int level = (c - 232) * 10 + 8;
+    return level > 127 ? COLOR_WHITE : -1;
+  }
+  int i = c - 16;
+  r = i / 36;
+  g = (i / 6) % 6;
+  b = i % 6;
+  int m = std::max({r, g, b});
+  if (m == 0) return -1;
+  short out = 0;
+  if (r * 3 >= m * 2) out |= COLOR_RED;
+  if (g * 3 >= m * 2) out |= COLOR_GREEN;
+  if (b * 3 >= m * 2) out |= COLOR_BLUE;
+  return out == 0 ? -1 : out;
+}
+
+// Glyphs for terminals without UTF-8.
+wchar_t ascii_of(char32_t g) {
+  switch (g) {
+    case U'─':
+      return '-';
+    case U'│':
+      return '|';
+    case U'┌':
+    case U'┐':
+    case U'└':
+    case U'┘':
+    case U'┤':
+      return '+';
+    case U'█':
+    case U'▇':
+    case U'▓':
+      return '#';
+    case U'▆':
+    case U'▅':
+    case U'▒':
+      return '+';
+    case U'▄':
+    case U'▃':
+    case U'░':
+      return ':';
+    case U'▂':
+    case U'▁':
+    case U'·':
+      return '.';
+    case U'●':
+      return '*';
+    case U'▶':
+      return '>';
+    case U'◀':
+      return '<';
+    case U'…':
+      return '~';
+    case U'␣':
+      return '_';
+    case U'→':
+      return '>';
+    case U'←':
+      return '<';
+    case U'↑':
+      return '^';
+    case U'↓':
+      return 'v';
+    default:
+      return g < 0x80 ? static_cast<wchar_t>(g) : '?';
+  }
+}
+
+class Tui {
+ public:
+  explicit Tui(Session& s) : s_(s) {}
+
+  int run();
+
+ private:
+  enum class Mode { kNormal, kCommand, kFind };
+
+  void init_curses();
+  void draw();
+  void blit(const viz::Canvas& c);
+  short pair_for(const viz::Style& st);
+  bool handle_key(wint_t key, bool function_key);  // false = quit
+  bool handle_input_key(wint_t key, bool function_key);
+  void handle_mouse();
+  void run_command(const std::string& line);
+  void complete_input();
+  void find(const std::string& text);
+  void select_layer(int delta);
+  void select_expert(int delta);
+  void show_output(const Output& o, const std::string& title);
+  void say(std::string msg, bool error = false) {
+    st_.message = std::move(msg);
+    st_.message_error = error;
+  }
+  bool progress(int done, int total);
+  std::string hints() const;
+
+  Session& s_;
+  viz::ScreenState st_;
+  std::vector<viz::Hit> hits_;
+  Mode mode_ = Mode::kNormal;
+  std::string input_;
+  std::vector<std::string> history_;
+  size_t history_pos_ = 0;
+  std::string colour_ = "mono";
+  std::string applied_colour_setting_;
+  bool utf8_ = true;
+  bool too_small_ = false;
+  bool colour_started_ = false;
+  std::map<std::pair<short, short>, short> pairs_;
+  int generate_n_ = 16;
+};
+
+void Tui::init_curses() {
+  std::setlocale(LC_ALL, "");
+  utf8_ = std::strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+  initscr();
+  raw();  // Ctrl-C arrives as a key: quitting goes through the normal, restoring path
+  noecho();
+  nonl();
+  keypad(stdscr, TRUE);
+  set_escdelay(25);
+  curs_set(0);
+  mousemask(BUTTON1_PRESSED | BUTTON4_PRESSED | BUTTON5_PRESSED, nullptr);
+  mouseinterval(0);
+  timeout(200);  // wake up to notice signals
+}
+
+short Tui::pair_for(const viz::Style& st) {
+  if (colour_ == "mono") return 0;
+  short fg = colour_ == "256" ? st.fg : to_8(st.fg);
+  short bg = colour_ == "256" ? st.bg : to_8(st.bg);
+  if (fg < 0 && bg < 0) return 0;
+  auto key = std::make_pair(fg, bg);
+  auto it = pairs_.find(key);
+  if (it != pairs_.end()) return it->second;
+  short n = static_cast<short>(pairs_.size() + 1);
+  if (n >= COLOR_PAIRS) return 0;
+  init_pair(n, fg, bg);
+  pairs_[key] = n;
+  return n;
+}
+
+void Tui::blit(const viz::Canvas& c) {
+  for (int y = 0; y < c.height() && y < LINES; ++y) {
+    for (int x = 0; x < c.width() && x < COLS; ++x) {
+      const viz::Cell& cell = c.at(x, y);
+      attr_t a = A_NORMAL;
+      if (cell.style.attr & viz::kBold) a |= A_BOLD;
+      if (cell.style.attr & viz::kDim) a |= A_DIM;
+      if (cell.style.attr & viz::kUnderline) a |= A_UNDERLINE;
+      if (cell.style.attr & viz::kReverse) a |= A_REVERSE;
+      // Without colour a background is the only thing marking bars and the cursor: reverse it.
+      if (colour_ == "mono" && cell.style.bg >= 0) a |= A_REVERSE;
+      wchar_t w[2] = {utf8_ ? static_cast<wchar_t>(cell.glyph) : ascii_of(cell.glyph), 0};
+      cchar_t cc;
+      setcchar(&cc, w, a, pair_for(cell.style), nullptr);
+      mvadd_wch(y, x, &cc);
+    }
+  }
+}
+
+std::string Tui::hints() const {
+  if (st_.help) return "Esc close";
+  if (st_.popup) return "↑↓ scroll · Esc close";
+  return "→ step  ← back  ↑↓ layer  Tab panel  : cmd  ? help  q quit";
+}
+
+void Tui::draw() {
+  // `set colour ...` may have changed the setting since the last frame.
+  if (applied_colour_setting_ != s_.settings().colour) {
+    applied_colour_setting_ = s_.settings().colour;
+    bool can = has_colors();
+    if (can && !colour_started_) {
+      start_color();  // COLORS is known only after this
+      use_default_colors();
+      colour_started_ = true;
+    }
+    colour_ = pick_colour_mode(applied_colour_setting_, can, can ? COLORS : 0);
+    pairs_.clear();
+  }
+  st_.hints = hints();
+  st_.keys = &key_table();
+  st_.real = s_.real_config();
+  st_.input = mode_ == Mode::kNormal ? "" : (mode_ == Mode::kCommand ? ":" : "/") + input_;
+  st_.input_cursor = viz::display_width(st_.input);
+  viz::ExplorerView v = s_.view();
+  viz::Screen screen = viz::compose_screen(v, st_, COLS, LINES);
+  too_small_ = COLS < viz::kMinWidth || LINES < viz::kMinHeight;
+  hits_ = std::move(screen.hits);
+  erase();
+  blit(screen.canvas);
+  if (screen.cursor_x >= 0) {
+    curs_set(1);
+    move(screen.cursor_y, screen.cursor_x);
+  } else {
+    curs_set(0);
+  }
+  refresh();
+}
+
+bool Tui::progress(int done, int total) {
+  st_.progress =
+      fmt::format("computing {}/{} · position {} · any key stops", done, total, s_.cursor());
+  draw();
+  st_.progress.clear();
+  nodelay(stdscr, TRUE);
+  int ch = getch();
+  timeout(200);
+  return ch == ERR && g_signal == 0;
+}
+
+void Tui::select_layer(int delta) {
+  int n = static_cast<int>(s_.config().num_hidden_layers);
+  s_.set_layer(std::clamp(s_.layer() + delta, 0, n - 1));
+}
+
+void Tui::select_expert(int delta) {
+  int n = static_cast<int>(s_.config().n_routed_experts);
+  if (n == 0) return;
+  int e = s_.expert() < 0 ? (delta > 0 ? 0 : n - 1) : (s_.expert() + delta + n) % n;
+  s_.set_expert(e);
+  say(fmt::format("expert {} selected", e));
+}
+
+void Tui::show_output(const Output& o, const std::string& title) {
+  if (o.panel) {
+    st_.active = *o.panel;
+    say(o.text.empty() ? title : o.text);
+    return;
+  }
+  bool multi_line = o.text.find('\n') != std::string::npos && o.text.find('\n') + 1 < o.text.size();
+  if (!o.canvas && !multi_line) {
+    std::string t = o.text;
+    while (!t.empty() && t.back() == '\n') t.pop_back();
+    say(t.empty() ? "ok" : t);
+    return;
+  }
+  // A popup holding the canvas, then the text.
+  std::vector<std::string> lines;
+  std::istringstream in(o.text);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  int w = o.canvas ? o.canvas->width() : 0;
+  for (const auto& l : lines) w = std::max(w, viz::display_width(l));
+  w = std::min(w, COLS - 8);
+  int h = (o.canvas ? o.canvas->height() : 0) + static_cast<int>(lines.size());
+  viz::Canvas body(std::max(w, 1), std::max(h, 1));
+  int y = 0;
+  if (o.canvas) {
+    body.blit(*o.canvas, 0, 0);
+    y = o.canvas->height();
+  }
+  for (const auto& l : lines) body.text(0, y++, l);
+  st_.popup = viz::Popup{title, std::move(body), 0};
+  say("");
+}
+
+void Tui::run_command(const std::string& line) {
+  if (line.find_first_not_of(' ') == std::string::npos) return;
+  if (history_.empty() || history_.back() != line) history_.push_back(line);
+  for (const std::string& stmt : split_statements(line)) {
+    try {
+      Output o = registry().run(s_, stmt, Context{std::max(40, COLS - 8)});
+      if (o.quit) {
+        g_signal = -1;  // leave through the main loop
+        return;
+      }
+      show_output(o, stmt);
+    } catch (const std::exception& e) {
+      say(e.what(), true);
+      return;
+    }
+  }
+}
+
+void Tui::complete_input() {
+  if (mode_ != Mode::kCommand) return;
+  Completion c = registry().complete(s_, input_, input_.size());
+  std::vector<std::string> cands = c.candidates;
+  if (c.paths) {
+    std::string word = input_.substr(c.start);
+    fs::path p(word.empty() ? "./" : word);
+    fs::path dir = word.empty() || word.back() == '/' ? p : p.parent_path();
+    std::string stem = word.empty() || word.back() == '/' ? "" : p.filename().string();
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir.empty() ? "." : dir, ec)) {
+      std::string name = e.path().filename().string();
+      if (name.rfind(stem, 0) != 0) continue;
+      std::string full =
+          (dir.empty() ? "" : (dir / "").string()) + name + (e.is_directory() ? "/" : "");
+      if (word.empty() && full.rfind("./", 0) == 0) full = full.substr(2);
+      cands.push_back(full);
+    }
+    std::sort(cands.begin(), cands.end());
+  }
+  if (cands.empty()) {
+    say("no completions");
+    return;
+  }
+  std::string prefix = cands[0];
+  for (const auto& x : cands) {
+    size_t i = 0;
+    while (i < prefix.size() && i < x.size() && prefix[i] == x[i]) ++i;
+    prefix.resize(i);
+  }
+  input_ = input_.substr(0, c.start) + prefix;
+  if (cands.size() == 1 && (prefix.empty() || prefix.back() != '/')) input_ += " ";
+  if (cands.size() > 1) {
+    std::string list;
+    for (const auto& x : cands) list += x + "  ";
+    say(list);
+  } else {
+    say("");
+  }
+}
+
+void Tui::find(const std::string& text) {
+  if (text.empty()) return;
+  std::string q;
+  for (char ch : text) q += ch == ' ' ? std::string("␣") : std::string(1, ch);
+  const auto& toks = s_.tokens();
+  int n = static_cast<int>(toks.size());
+  std::vector<std::string> pieces;
+  for (int32_t id : toks) pieces.push_back(s_.piece(id));
+  for (int k = 1; k <= n; ++k) {
+    int start = (s_.cursor() + k) % n;
+    std::string joined;
+    for (int i = start; i < n && joined.size() < q.size() + 8; ++i) joined += pieces[i];
+    if (joined.rfind(q, 0) == 0) {
+      if (start < s_.computed()) {
+        s_.go_to(start);
+        say(fmt::format("found \"{}\" at position {}", text, start));
+      } else {
+        say(fmt::format("\"{}\" is at position {}, not computed yet", text, start));
+      }
+      return;
+    }
+  }
+  say(fmt::format("\"{}\" not found", text), true);
+}
+
+void Tui::handle_mouse() {
+  MEVENT ev;
+  if (getmouse(&ev) != OK) return;
+  if (ev.bstate & BUTTON4_PRESSED) {
+    if (st_.popup)
+      st_.popup->scroll = std::max(0, st_.popup->scroll - 3);
+    else
+      select_layer(-1);
+    return;
+  }
+  if (ev.bstate & BUTTON5_PRESSED) {
+    if (st_.popup)
+      st_.popup->scroll += 3;
+    else
+      select_layer(1);
+    return;
+  }
+  if (st_.help || st_.popup) {
+    st_.help = false;
+    st_.popup.reset();
+    return;
+  }
+  for (const viz::Hit& h : hits_) {
+    if (!h.contains(ev.x, ev.y)) continue;
+    switch (h.kind) {
+      case viz::Hit::kTab:
+        st_.active = static_cast<viz::Panel>(h.value);
+        break;
+      case viz::Hit::kToken:
+        if (h.value < s_.computed()) s_.go_to(h.value);
+        break;
+      case viz::Hit::kLayer:
+        s_.set_layer(h.value);
+        break;
+      case viz::Hit::kExpert:
+        if (h.value2 >= 0) s_.set_layer(h.value2);
+        s_.set_expert(h.value);
+        say(fmt::format("layer {} expert {}", s_.layer(), h.value));
+        break;
+    }
+    return;
+  }
+}
+
+bool Tui::handle_input_key(wint_t key, bool fn) {
+  if ((!fn && key == 27) || (!fn && key == 7)) {  // Esc, Ctrl-G
+    mode_ = Mode::kNormal;
+    input_.clear();
+    return true;
+  }
+  if ((!fn && (key == '\r' || key == '\n')) || (fn && key == KEY_ENTER)) {
+    std::string line = input_;
+    Mode m = mode_;
+    mode_ = Mode::kNormal;
+    input_.clear();
+    history_pos_ = history_.size() + 1;
+    if (m == Mode::kCommand)
+      run_command(line);
+    else
+      find(line);
+    return g_signal != -1;
+  }
+  if ((fn && key == KEY_BACKSPACE) || (!fn && (key == 127 || key == 8))) {
+    if (input_.empty()) {
+      mode_ = Mode::kNormal;
+      return true;
+    }
+    // Drop one UTF-8 character.
+    size_t i = input_.size() - 1;
+    while (i > 0 && (static_cast<unsigned char>(input_[i]) & 0xC0) == 0x80) --i;
+    input_.resize(i);
+    return true;
+  }
+  if (!fn && key == 21) {  // Ctrl-U
+    input_.clear();
+    return true;
+  }
+  if (!fn && key == 23) {  // Ctrl-W: delete a word
+    while (!input_.empty() && input_.back() == ' ') input_.pop_back();
+    while (!input_.empty() && input_.back() != ' ') input_.pop_back();
+    return true;
+  }
+  if (!fn && key == '\t') {
+    complete_input();
+    return true;
+  }
+  if (fn && (key == KEY_UP || key == KEY_DOWN) && mode_ == Mode::kCommand && !history_.empty()) {
+    if (history_pos_ > history_.size()) history_pos_ = history_.size();
+    if (key == KEY_UP && history_pos_ > 0) --history_pos_;
+    if (key == KEY_DOWN && history_pos_ < history_.size()) ++history_pos_;
+    input_ = history_pos_ < history_.size() ? history_[history_pos_] : "";
+    return true;
+  }
+  if (!fn && key >= 32) {
+    input_ += viz::utf8_encode(static_cast<char32_t>(key));
+    return true;
+  }
+  return true;
+}
+
+bool Tui::handle_key(wint_t key, bool fn) {
+  if (!fn && key == 3) return false;  // Ctrl-C
+  if (fn && key == KEY_RESIZE) return true;
+  if (too_small_) return !(!fn && key == 'q');
+  if (fn && key == KEY_MOUSE) {
+    handle_mouse();
+    return true;
+  }
+  if (mode_ != Mode::kNormal) return handle_input_key(key, fn);
+  if (st_.help) {
+    if ((!fn && (key == 27 || key == '?' || key == 'q' || key == '\r')) || (fn && key == KEY_F(1)))
+      st_.help = false;
+    return true;
+  }
+  if (st_.popup) {
+    int rows = std::max(1, LINES - 10);
+    if (fn && key == KEY_UP)
+      st_.popup->scroll = std::max(0, st_.popup->scroll - 1);
+    else if (fn && key == KEY_DOWN)
+      st_.popup->scroll =
+          std::min(st_.popup->scroll + 1, std::max(0, st_.popup->body.height() - 1));
+    else if (fn && key == KEY_PPAGE)
+      st_.popup->scroll = std::max(0, st_.popup->scroll - rows);
+    else if (fn && key == KEY_NPAGE)
+      st_.popup->scroll =
+          std::min(st_.popup->scroll + rows, std::max(0, st_.popup->body.height() - 1));
+    else if (!fn && key == ':') {
+      st_.popup.reset();
+      mode_ = Mode::kCommand;
+    } else
+      st_.popup.reset();
+    return true;
+  }
+  say("");
+  if (fn) {
+    switch (key) {
+      case KEY_RIGHT:
+        s_.step(1);
+        break;
+      case KEY_LEFT:
+        s_.back(1);
+        break;
+      case KEY_UP:
+        select_layer(-1);
+        break;
+      case KEY_DOWN:
+        select_layer(1);
+        break;
+      case KEY_HOME:
+        s_.go_to(0);
+        break;
+      case KEY_END:
+        s_.go_to(s_.computed() - 1);
+        break;
+      case KEY_BTAB:
+        st_.active = static_cast<viz::Panel>((static_cast<int>(st_.active) + viz::kPanelCount - 1) %
+                                             viz::kPanelCount);
+        break;
+      case KEY_F(1):
+        st_.help = true;
+        break;
+      default:
+        break;
+    }
+    return true;
+  }
+  switch (key) {
+    case 'q':
+      return false;
+    case 'l':
+    case ' ':
+      s_.step(1);
+      break;
+    case 'h':
+      s_.back(1);
+      break;
+    case 'k':
+      select_layer(-1);
+      break;
+    case 'j':
+      select_layer(1);
+      break;
+    case '[':
+      select_expert(-1);
+      break;
+    case ']':
+      select_expert(1);
+      break;
+    case '\t':
+      st_.active = static_cast<viz::Panel>((static_cast<int>(st_.active) + 1) % viz::kPanelCount);
+      break;
+    case '?':
+      st_.help = true;
+      break;
+    case ':':
+      mode_ = Mode::kCommand;
+      input_.clear();
+      history_pos_ = history_.size();
+      break;
+    case '/':
+      mode_ = Mode::kFind;
+      input_.clear();
+      break;
+    case 'a':
+      s_.set_attn(s_.attn() == model::AttnImpl::kAbsorbed ? model::AttnImpl::kNaive
+                                                          : model::AttnImpl::kAbsorbed);
+      say(fmt::format("attention: {} form, every position recomputed",
+                      model::to_string(s_.attn())));
+      break;
+    case 'g': {
+      int n = s_.generate(generate_n_);
+      say(fmt::format("generated {} tokens", n));
+      break;
+    }
+    default:
+      if (key >= '1' && key < '1' + viz::kPanelCount)
+        st_.active = static_cast<viz::Panel>(key - '1');
+      break;
+  }
+  return true;
+}
+
+int Tui::run() {
+  CursesGuard guard;
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  struct sigaction old_int {
+  }, old_term{}, old_hup{};
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  sigaction(SIGHUP, &sa, &old_hup);
+  init_curses();
+  s_.set_progress_hook([this](int done, int total) { return progress(done, total); });
+  int status = 0;
+  try {
+    while (g_signal == 0) {
+      draw();
+      wint_t key = 0;
+      int r = get_wch(&key);
+      if (r == ERR) continue;
+      bool keep = true;
+      try {
+        keep = handle_key(key, r == KEY_CODE_YES);
+      } catch (const std::exception& e) {
+        say(e.what(), true);  // a failed step or command loses nothing
+      }
+      if (!keep) break;
+    }
+  } catch (...) {
+    s_.set_progress_hook({});
+    endwin();
+    throw;
+  }
+  if (g_signal > 0) status = 128 + g_signal;
+  s_.set_progress_hook({});
+  endwin();
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  sigaction(SIGHUP, &old_hup, nullptr);
+  return status;
+}
+
+}  // namespace
+
+int run_tui(Session& s) {
+  g_signal = 0;
+  Tui t(s);
+  return t.run();
+}
+
+}  // namespace dsv3::app

@@ -1,0 +1,230 @@
+// End to end in a real terminal: the built dsv3 runs inside tmux (a private server per test,
+// 100x30), keys go in with send-keys, and the screen comes back with capture-pane. The REPL is
+// also driven through a pipe.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <thread>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int status = -1;
+  std::string out;
+};
+
+Result sh(const std::string& cmd) {
+  Result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+bool have_tmux() {
+  return sh("command -v tmux >/dev/null 2>&1").status == 0;
+}
+
+// One tmux server of our own (-L) with one session running `command`; killed on destruction.
+class Tmux {
+ public:
+  Tmux(const std::string& command, int cols = 100, int rows = 30) {
+    static int counter = 0;
+    name_ = "dsv3e2e_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
+    state_ = fs::temp_directory_path() / name_;
+    fs::create_directories(state_);
+    // The shell prints the exit status after dsv3 ends and keeps the pane open to read it.
+    std::string inner =
+        "env LANG=C.UTF-8 LC_ALL=C.UTF-8 TERM=xterm-256color XDG_STATE_HOME=" + state_.string() +
+        " " + command + "; echo EXIT=$?; sleep 60";
+    sh(tmux() + " -f /dev/null new-session -d -s main -x " + std::to_string(cols) + " -y " +
+       std::to_string(rows) + " " + quote(inner));
+  }
+  ~Tmux() {
+    sh(tmux() + " kill-server 2>/dev/null");
+    std::error_code ec;
+    fs::remove_all(state_, ec);
+  }
+  std::string tmux() const { return "tmux -L " + name_; }
+  std::string screen(bool escapes = false) const {
+    return sh(tmux() + " capture-pane -p " + (escapes ? "-e " : "") + "-t main").out;
+  }
+  void keys(const std::string& k) const { sh(tmux() + " send-keys -t main " + k); }
+  void type(const std::string& text) const { sh(tmux() + " send-keys -t main -l " + quote(text)); }
+  void resize(int cols, int rows) const {
+    sh(tmux() + " resize-window -t main -x " + std::to_string(cols) + " -y " +
+       std::to_string(rows));
+  }
+  // Polls the screen until `text` shows up (true) or 10 s pass (false).
+  bool wait_for(const std::string& text, bool present = true) const {
+    for (int i = 0; i < 200; ++i) {
+      if ((screen().find(text) != std::string::npos) == present) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+  const fs::path& state() const { return state_; }
+
+ private:
+  std::string name_;
+  fs::path state_;
+};
+
+const std::string kBin = DSV3_BINARY;
+
+// A value in the header such as "pos 51/51".
+std::string header(const Tmux& t) {
+  std::string s = t.screen();
+  return s.substr(0, s.find('\n'));
+}
+
+TEST(Explorer, PanelsSteppingHelpCommandResizeAndQuit) {
+  if (!have_tmux()) GTEST_SKIP() << "tmux not installed";
+  Tmux t(kBin + " explore --prompt 'Hello MoE'");
+  ASSERT_TRUE(t.wait_for("dsv3 explorer")) << t.screen();
+  std::string s = t.screen();
+  for (const char* want : {"1 Routing", "2 Expert load", "3 KV cache", "tokens · prompt 10",
+                           "● chosen", "expert", "L3"})
+    EXPECT_NE(s.find(want), std::string::npos) << want << "\n" << s;
+  EXPECT_NE(header(t).find("pos 9/9"), std::string::npos) << header(t);
+
+  // Step forward: a new token is computed and the routing grid shows the new position.
+  t.keys("Right");
+  ASSERT_TRUE(t.wait_for("pos 10/10")) << t.screen();
+  EXPECT_NE(t.screen().find("generated 1"), std::string::npos);
+  EXPECT_NE(t.screen().find("at position 10"), std::string::npos);
+  // Step back: an earlier trace, nothing recomputed.
+  t.keys("Left");
+  ASSERT_TRUE(t.wait_for("pos 9/10")) << t.screen();
+  EXPECT_NE(t.screen().find("at position 9"), std::string::npos);
+
+  // Panels by number.
+  t.keys("3");
+  ASSERT_TRUE(t.wait_for("At real scale")) << t.screen();
+
+  // Help overlay from the key table.
+  t.keys("?");
+  ASSERT_TRUE(t.wait_for("Keys · dsv3 explorer")) << t.screen();
+  EXPECT_NE(t.screen().find("step back"), std::string::npos);
+  t.keys("Escape");
+  ASSERT_TRUE(t.wait_for("Keys · dsv3 explorer", false)) << t.screen();
+
+  // The command prompt runs registry commands.
+  t.type(":route 1");
+  ASSERT_TRUE(t.wait_for(":route 1")) << t.screen();
+  t.keys("Enter");
+  ASSERT_TRUE(t.wait_for("Layer 1 gate")) << t.screen();
+  t.type(":rute");
+  t.keys("Enter");
+  ASSERT_TRUE(t.wait_for("did you mean 'route'")) << t.screen();
+
+  // Too small, then back.
+  t.resize(40, 12);
+  ASSERT_TRUE(t.wait_for("Terminal too small")) << t.screen();
+  EXPECT_NE(t.screen().find("needs 80x24"), std::string::npos);
+  t.resize(100, 30);
+  ASSERT_TRUE(t.wait_for("dsv3 explorer")) << t.screen();
+  EXPECT_EQ(t.screen().find("Terminal too small"), std::string::npos);
+
+  t.keys("q");
+  ASSERT_TRUE(t.wait_for("EXIT=0")) << t.screen();
+  // The alternate screen is gone: the terminal is back to the shell's output.
+  EXPECT_EQ(t.screen().find("dsv3 explorer"), std::string::npos) << t.screen();
+}
+
+TEST(Explorer, CtrlCRestoresTheTerminal) {
+  if (!have_tmux()) GTEST_SKIP() << "tmux not installed";
+  Tmux t(kBin + " explore");
+  ASSERT_TRUE(t.wait_for("dsv3 explorer")) << t.screen();
+  t.keys("C-c");
+  ASSERT_TRUE(t.wait_for("EXIT=0")) << t.screen();
+  EXPECT_EQ(t.screen().find("dsv3 explorer"), std::string::npos);
+}
+
+TEST(Explorer, NoColorMeansNoColourEscapes) {
+  if (!have_tmux()) GTEST_SKIP() << "tmux not installed";
+  Tmux colour(kBin + " explore");
+  ASSERT_TRUE(colour.wait_for("dsv3 explorer"));
+  EXPECT_NE(colour.screen(true).find("38;5;"), std::string::npos);
+  Tmux mono("NO_COLOR=1 " + kBin + " explore");
+  ASSERT_TRUE(mono.wait_for("dsv3 explorer"));
+  std::string s = mono.screen(true);
+  EXPECT_EQ(s.find("38;5;"), std::string::npos);
+  EXPECT_FALSE(std::regex_search(s, std::regex("\\[([0-9;]*;)?[34][0-7]m")))
+      << "an 8-colour escape:\n"
+      << s;
+}
+
+TEST(Explorer, DefaultWithoutTerminalDoesNotHang) {
+  Result r = sh("timeout 20 " + kBin + " </dev/null 2>&1");
+  EXPECT_NE(r.status, 124) << "dsv3 hung without a terminal";
+  EXPECT_NE(r.out.find("not a terminal"), std::string::npos) << r.out;
+}
+
+TEST(Repl, ThroughAPipe) {
+  Result ok = sh("printf 'prompt abc\\nstep 2\\nroute 1 --json\\n' | " + kBin + " repl 2>&1");
+  EXPECT_EQ(ok.status, 0) << ok.out;
+  EXPECT_NE(ok.out.find("\"layer\": 1"), std::string::npos) << ok.out;
+  EXPECT_EQ(ok.out.find("dsv3 ["), std::string::npos) << "no prompt when stdin is not a terminal";
+  Result bad = sh("printf 'step\\nrute 1\\nstep\\n' | " + kBin + " repl 2>&1");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.out.find("dsv3: line 2: unknown command 'rute'; did you mean 'route'?"),
+            std::string::npos)
+      << bad.out;
+  Result going = sh("printf 'rute\\ntokens\\n' | " + kBin + " repl --keep-going 2>&1");
+  EXPECT_EQ(going.status, 1);
+  EXPECT_NE(going.out.find("text: "), std::string::npos) << going.out;
+}
+
+TEST(Repl, ExecRunsCommandsFromTheCommandLine) {
+  Result r = sh(kBin + " exec 'step 2; kv --context 131072' 2>&1");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("8.58 GiB"), std::string::npos) << r.out;
+  Result bad = sh(kBin + " exec 'route 7' 2>&1");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.out.find("LAYER 7 is out of range"), std::string::npos) << bad.out;
+}
+
+TEST(Repl, TabCompletionAndHistoryInATerminal) {
+  if (!have_tmux()) GTEST_SKIP() << "tmux not installed";
+  Tmux t(kBin + " repl");
+  ASSERT_TRUE(t.wait_for("dsv3 [")) << t.screen();
+  t.type("rou");
+  t.keys("Tab");
+  ASSERT_TRUE(t.wait_for("]> route")) << t.screen();
+  t.type("1");
+  t.keys("Enter");
+  ASSERT_TRUE(t.wait_for("Layer 1 gate")) << t.screen();
+  t.type("set at");
+  t.keys("Tab");
+  ASSERT_TRUE(t.wait_for("set attn")) << t.screen();
+  t.keys("C-u");
+  t.type("quit");
+  t.keys("Enter");
+  ASSERT_TRUE(t.wait_for("EXIT=0")) << t.screen();
+  std::ifstream h(t.state() / "dsv3" / "history");
+  std::string all((std::istreambuf_iterator<char>(h)), std::istreambuf_iterator<char>());
+  EXPECT_NE(all.find("route 1"), std::string::npos) << all;
+}
+
+}  // namespace

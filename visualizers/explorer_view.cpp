@@ -1,0 +1,37 @@
+#include "visualizers/explorer_view.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "visualizers/explorer_panels.h"
+
+namespace dsv3::viz {
+
+std::vector<std::vector<int64_t>> expert_counts(const ExplorerView& v, int upto) {
+  std::vector<std::vector<int64_t>> counts(v.num_layers(),
+                                           std::vector<int64_t>(v.num_experts(), 0));
+  if (!v.traces) return counts;
+  int last = std::min<int>(upto, static_cast<int>(v.traces->size()) - 1);
+  for (int t = 0; t <= last; ++t)
+    for (const model::LayerTrace& lt : (*v.traces)[t].layers)
+      if (lt.moe && lt.layer < (int)counts.size())
+        for (int e : lt.router.topk_idx)
+          if (e >= 0 && e < (int)counts[lt.layer].size()) ++counts[lt.layer][e];
+  return counts;
+}
+
+double max_vio(const std::vector<int64_t>& counts) {
+  if (counts.empty()) return 0.0;
+  double total = std::accumulate(counts.begin(), counts.end(), 0.0);
+  if (total == 0) return 0.0;
+  double mean = total / counts.size();
+  double mx = static_cast<double>(*std::max_element(counts.begin(), counts.end()));
+  return (mx - mean) / mean;
+}
+
+std::string token_label(const ExplorerView& v, int position) {
+  if (position < 0 || position >= (int)v.token_text.size()) return "?";
+  return "'" + v.token_text[position] + "'";
+}
+
+}  // namespace dsv3::viz

@@ -1,0 +1,52 @@
+// ExplorerView: everything the explorer's panels may look at, gathered by the app's Session.
+// Panels are pure functions of this view (and a size); they never see the model itself.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "reference/model/config.h"
+#include "reference/model/trace.h"
+#include "visualizers/canvas.h"
+
+namespace dsv3::viz {
+
+// One row of the key table; the TUI owns the table, the help overlay draws it.
+struct KeyHelp {
+  std::string keys;    // e.g. "→ l Space"
+  std::string action;  // e.g. "step forward (compute the next token)"
+};
+
+struct ExplorerView {
+  const model::Config* config = nullptr;
+  std::string model_name;               // e.g. "tiny"
+  std::string attn_impl = "absorbed";   // "absorbed" | "naive"
+  std::string precision = "fp32";       // weights/activations as computed
+  std::vector<std::string> token_text;  // display text of every known token
+  std::vector<int32_t> token_ids;       // [positions]
+  int prompt_len = 0;                   // tokens [0, prompt_len) came from the prompt
+  const std::vector<model::TokenTrace>* traces = nullptr;  // one per computed position
+  int cursor = -1;                       // the position being looked at (-1: none yet)
+  int layer = 0;                         // the selected layer
+  int expert = -1;                       // the selected expert (-1: none)
+  std::vector<std::vector<float>> bias;  // b_i per layer ([] for dense layers)
+  int64_t kv_bytes_per_element = 4;      // the explorer's cache holds float32
+  std::function<std::string(int32_t)> describe_token;  // id -> display text (the tokenizer's)
+  // Panels other modules provide (pipeline timeline, ...); empty -> a placeholder is drawn.
+  std::function<Canvas(int w, int h)> pipeline_panel;
+
+  bool has_trace() const { return traces && cursor >= 0 && cursor < (int)traces->size(); }
+  const model::TokenTrace& trace() const { return (*traces)[cursor]; }
+  int num_layers() const { return config ? (int)config->num_hidden_layers : 0; }
+  int num_experts() const { return config ? (int)config->n_routed_experts : 0; }
+};
+
+// Tokens routed to each expert over positions [0, upto], per layer: [layers][experts].
+std::vector<std::vector<int64_t>> expert_counts(const ExplorerView& v, int upto);
+// MaxVio of one layer's counts: (max load - mean load) / mean load (DeepSeek-V3 §4.5.2 / Wang
+// et al. 2024); 0 when nothing was routed.
+double max_vio(const std::vector<int64_t>& counts);
+
+}  // namespace dsv3::viz
