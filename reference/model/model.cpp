@@ -30,6 +30,22 @@ float silu(float v) {
 
 }  // namespace
 
+Mat matmul_wt(const Mat& x, const Mat& w) {
+  // A few rows (decode, or verifying a handful of drafts): one pass over W, each output a dot
+  // product of a weight row with an input row. This reads W once (a packed GEMM would copy it
+  // first) and gives every row the same summation order, so a token's result does not depend
+  // on how many tokens share the call.
+  if (x.rows() <= 8) {
+    Mat y(x.rows(), w.rows());
+    const Eigen::Index out = w.rows(), rows = x.rows();
+#pragma omp parallel for schedule(static) if (out * w.cols() > (1 << 18))
+    for (Eigen::Index o = 0; o < out; ++o)
+      for (Eigen::Index t = 0; t < rows; ++t) y(t, o) = w.row(o).dot(x.row(t));
+    return y;
+  }
+  return x * w.transpose();
+}
+
 Model::Model(Config config, ModelWeights weights)
     : config_(std::move(config)), weights_(std::move(weights)), rope_(make_rope_table(config_)) {}
 
@@ -41,7 +57,7 @@ Model Model::load(const std::string& name_or_dir, uint64_t seed) {
 }
 
 Mat Model::head(const Mat& h_normed) const {
-  return h_normed * weights_.lm_head.transpose();
+  return matmul_wt(h_normed, weights_.lm_head);
 }
 
 namespace {
@@ -55,7 +71,7 @@ struct Ctx {
   // y = x W^T, or the FP8 hook for the projections DeepSeek runs in FP8 (Fig. 6).
   Mat linear(const Mat& x, const Mat& w, const std::string& name) const {
     if (opt.linear) return opt.linear(x, w, prefix + name);
-    return x * w.transpose();
+    return matmul_wt(x, w);
   }
 };
 

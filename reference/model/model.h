@@ -30,6 +30,9 @@ struct ForwardOptions {
   std::function<Mat(const Mat& x, const Mat& w, const std::string& name)> linear;
 };
 
+// y = x W^T for x [T, in] and W [out, in] (the nn.Linear convention).
+Mat matmul_wt(const Mat& x, const Mat& w);
+
 class Model {
  public:
   Model(Config config, ModelWeights weights);
