@@ -353,15 +353,36 @@ void add_query_commands(Registry& r) {
 
   r.add({"pipeline",
          {"pp"},
-         "the DualPipe / 1F1B pipeline timeline",
-         "The pipeline simulator lives in reference/pipeline; `dsv3 pipeline --help` on the "
-         "command line.",
-         {{"ARGS", ArgKind::kText, "schedule arguments"}},
+         "the pipeline panel: a schedule's timeline on RANKS devices with MICRO micro-batches",
+         "Simulates the schedule with F = 1, B = 2, W = 1 (the report's Fig. 5 units) and draws "
+         "one row\n"
+         "per rank. The lessons' `pp-sim` and `pp-table` and `dsv3 pipeline` go further.",
+         {{"SCHEDULE",
+           ArgKind::kChoice,
+           "schedule",
+           "",
+           false,
+           {"gpipe", "1f1b", "zb1p", "dualpipe", "dualpipev"}},
+          {"RANKS", ArgKind::kInt, "pipeline ranks", "", false, {}, 1, 64},
+          {"MICRO", ArgKind::kInt, "micro-batches", "", false, {}, 1, 512}},
          {},
-         [](Session& s, const Args&, const Context& ctx) {
+         [](Session& s, const Args& a, const Context& ctx) {
+           Settings next = s.settings();
+           if (a.has("SCHEDULE")) next.schedule = a.str("SCHEDULE");
+           if (a.has("RANKS")) next.ranks = static_cast<int>(a.integer("RANKS"));
+           if (a.has("MICRO")) next.micro_batches = static_cast<int>(a.integer("MICRO"));
+           Settings saved = s.settings();
+           s.settings() = next;
            Output o;
-           o.canvas = viz::panel_canvas(s.view(), viz::Panel::kPipeline, nullptr, ctx.width, 0);
+           try {
+             o.canvas = viz::panel_canvas(s.view(), viz::Panel::kPipeline, nullptr, ctx.width, 0);
+           } catch (const std::exception& e) {
+             s.settings() = saved;
+             throw CommandError(fmt::format("pipeline: {}", e.what()));
+           }
            o.panel = viz::Panel::kPipeline;
+           o.text = fmt::format("{} on {} ranks, {} micro-batches", next.schedule, next.ranks,
+                                next.micro_batches);
            return o;
          }});
 }

@@ -5,6 +5,11 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "reference/pipeline/schedule.h"
+#include "reference/pipeline/simulator.h"
+#include "visualizers/explorer_style.h"
+#include "visualizers/pipeline_timeline.h"
+
 namespace dsv3::app {
 
 Session::Session(SessionOptions opt) : attn_(opt.attn), seed_(opt.seed) {
@@ -174,6 +179,32 @@ const model::Config* Session::real_config() const {
   return real_.get();
 }
 
+viz::Canvas Session::pipeline_canvas(int w, int h) const {
+  std::string key =
+      fmt::format("{}/{}/{}/{}", settings_.schedule, settings_.ranks, settings_.micro_batches, w);
+  if (key != pipeline_key_) {
+    auto sched =
+        pipeline::build_schedule(settings_.schedule, settings_.ranks, settings_.micro_batches);
+    pipeline::SimResult r = pipeline::simulate(sched, pipeline::Costs{});
+    viz::PipelineTimelineOptions o;
+    o.width = std::max(40, w);
+    viz::Canvas t = viz::draw_pipeline_timeline(r, o);
+    viz::Canvas c(t.width(), t.height() + 2);
+    c.blit(t, 0, 0);
+    viz::style::text_clip(
+        c, 0, t.height() + 1,
+        "`pipeline SCHEDULE RANKS MICRO` changes it (gpipe, 1f1b, zb1p, dualpipe, dualpipev); "
+        "`dsv3 pipeline` for more",
+        c.width(), viz::style::kDim);
+    pipeline_cached_ = std::move(c);
+    pipeline_key_ = key;
+  }
+  if (h <= 0) return pipeline_cached_;
+  viz::Canvas out(pipeline_cached_.width(), h);
+  out.blit(pipeline_cached_, 0, 0);
+  return out;
+}
+
 viz::ExplorerView Session::view() const {
   viz::ExplorerView v;
   v.config = &config();
@@ -189,6 +220,7 @@ viz::ExplorerView Session::view() const {
   v.expert = expert_;
   for (int l = 0; l < config().num_hidden_layers; ++l) v.bias.push_back(bias(l));
   v.describe_token = [this](int32_t id) { return tokenizer_.piece(id); };
+  v.pipeline_panel = [this](int w, int h) { return pipeline_canvas(w, h); };
   return v;
 }
 

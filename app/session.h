@@ -28,6 +28,11 @@ struct SessionOptions {
 // Front-end settings that commands may change (`set colour mono`).
 struct Settings {
   std::string colour = "auto";  // auto | 256 | 8 | mono
+  // The pipeline panel's schedule (reference/pipeline): Fig. 5 of the report is DualPipe, 8 ranks,
+  // 20 micro-batches.
+  std::string schedule = "dualpipe";
+  int ranks = 8;
+  int micro_batches = 20;
 };
 
 // Called while computing several tokens: (done, total); return false to stop early.
@@ -89,6 +94,9 @@ class Session {
   // The config used for "at real scale" numbers (DeepSeek-V3 671B), loaded once.
   const model::Config* real_config() const;
 
+  // The pipeline panel: the schedule of settings() simulated and drawn (cached).
+  viz::Canvas pipeline_canvas(int w, int h) const;
+
   // Everything the panels need, as a view (valid while the session is not modified).
   viz::ExplorerView view() const;
 
@@ -116,6 +124,8 @@ class Session {
   Settings settings_;
   Progress progress_hook_;
   mutable std::unique_ptr<model::Config> real_;
+  mutable std::string pipeline_key_;
+  mutable viz::Canvas pipeline_cached_;
 };
 
 }  // namespace dsv3::app

@@ -176,9 +176,12 @@ TEST(Explorer, NoColorMeansNoColourEscapes) {
 }
 
 TEST(Explorer, DefaultWithoutTerminalDoesNotHang) {
-  Result r = sh("timeout 20 " + kBin + " </dev/null 2>&1");
-  EXPECT_NE(r.status, 124) << "dsv3 hung without a terminal";
+  Result bare = sh("timeout 20 " + kBin + " </dev/null 2>&1");
+  EXPECT_NE(bare.status, 124) << "dsv3 hung without a terminal";
+  Result r = sh("timeout 20 " + kBin + " explore </dev/null 2>&1");
+  EXPECT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("not a terminal"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Layer 1 gate"), std::string::npos) << r.out;
 }
 
 TEST(Repl, ThroughAPipe) {
