@@ -452,10 +452,8 @@ void add_panel_commands(Registry& r) {
              return json_out({{"position", s.cursor()}, {"top", j}});
            }
            viz::Canvas c = viz::logits_panel(s.view(), ctx.width, 0);
-           return picture(viz::style::crop_rows(
-                              c, static_cast<int>(k) + 2 +
-                                     (c.height() > static_cast<int>(top.size()) + 2 ? 2 : 0)),
-                          Panel::kLogits);
+           // Title, column header, then the K best rows.
+           return picture(viz::style::crop_rows(c, static_cast<int>(k) + 2), Panel::kLogits);
          }});
 
   r.add({"panel",
