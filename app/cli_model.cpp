@@ -1,13 +1,13 @@
 // `dsv3 forward | generate | demo`: the reference model's command line.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <memory>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "app/cli.h"
 #include "app/cli_mtp.h"
@@ -55,7 +55,8 @@ model::Model load_model(const std::string& name, uint64_t seed) {
   }
 }
 
-std::vector<int32_t> prompt_ids(const model::Model& m, const std::string& prompt, const std::string& ids) {
+std::vector<int32_t> prompt_ids(const model::Model& m, const std::string& prompt,
+                                const std::string& ids) {
   if (!prompt.empty() && !ids.empty()) throw UsageError("give either --prompt or --ids, not both");
   std::vector<int32_t> out;
   if (!ids.empty()) {
@@ -66,13 +67,16 @@ std::vector<int32_t> prompt_ids(const model::Model& m, const std::string& prompt
     }
   } else {
     if (m.config().vocab_size < io::ByteTokenizer::kMinVocab)
-      throw UsageError(fmt::format("--prompt needs a vocabulary of at least {} for the byte tokenizer; use --ids", io::ByteTokenizer::kMinVocab));
+      throw UsageError(fmt::format(
+          "--prompt needs a vocabulary of at least {} for the byte tokenizer; use --ids",
+          io::ByteTokenizer::kMinVocab));
     out = io::ByteTokenizer().encode(prompt);
   }
   if (out.empty()) throw UsageError("the prompt is empty: give --prompt TEXT or --ids LIST");
   for (int32_t id : out)
     if (id >= m.config().vocab_size)
-      throw UsageError(fmt::format("--ids: token {} is outside the vocabulary [0, {})", id, m.config().vocab_size));
+      throw UsageError(fmt::format("--ids: token {} is outside the vocabulary [0, {})", id,
+                                   m.config().vocab_size));
   return out;
 }
 
@@ -137,7 +141,8 @@ void print_routes(const model::Config& c, const model::TokenTrace& tt) {
       experts += fmt::format(" {:>3}:{:.3f}", lt.router.topk_idx[j], lt.router.topk_weight[j]);
     std::string groups;
     for (int g : lt.router.groups_kept) groups += fmt::format("{}{}", groups.empty() ? "" : ",", g);
-    fmt::print("    layer {:>2}  groups [{}]  experts{}\n", lt.layer, groups.empty() ? "all" : groups, experts);
+    fmt::print("    layer {:>2}  groups [{}]  experts{}\n", lt.layer,
+               groups.empty() ? "all" : groups, experts);
   }
   (void)c;
 }
@@ -193,8 +198,11 @@ void run_generate(const GenerateArgs& a) {
     for (size_t t = 0; t < trace.tokens.size(); ++t) {
       const model::TokenTrace& tt = trace.tokens[t];
       size_t gen_index = t + 1 >= prompt.size() ? t + 1 - prompt.size() : SIZE_MAX;
-      std::string next = gen_index < out.size() ? (bytes ? tok.piece(out[gen_index]) : std::to_string(out[gen_index])) : "";
-      fmt::print("step {:>3}  token {:>8}{}\n", tt.position, bytes ? tok.piece(tt.token) : std::to_string(tt.token),
+      std::string next = gen_index < out.size()
+                             ? (bytes ? tok.piece(out[gen_index]) : std::to_string(out[gen_index]))
+                             : "";
+      fmt::print("step {:>3}  token {:>8}{}\n", tt.position,
+                 bytes ? tok.piece(tt.token) : std::to_string(tt.token),
                  next.empty() ? "" : fmt::format("  ->  next {}", next));
       print_routes(m.config(), tt);
     }
@@ -210,17 +218,21 @@ void run_generate(const GenerateArgs& a) {
 
 void add_model_commands(CLI::App& app) {
   auto fa = std::make_shared<ForwardArgs>();
-  CLI::App* f = app.add_subcommand("forward", "Run the model on token ids and dump logits, hidden states and routing");
-  f->add_option("--model", fa->model, "Checkpoint folder, config.json, or built-in name (tiny, small, ...)");
+  CLI::App* f = app.add_subcommand(
+      "forward", "Run the model on token ids and dump logits, hidden states and routing");
+  f->add_option("--model", fa->model,
+                "Checkpoint folder, config.json, or built-in name (tiny, small, ...)");
   f->add_option("--ids", fa->ids, "Comma-separated token ids, e.g. 3,17,5")->required();
   f->add_option("--dump", fa->dump, "Write float32 tensors to this .safetensors file");
   f->add_option("--attn", fa->attn, "Attention form")->check(CLI::IsMember({"naive", "absorbed"}));
-  f->add_option("--seed", fa->seed, "Seed of the random weights (built-in models and bare configs)");
+  f->add_option("--seed", fa->seed,
+                "Seed of the random weights (built-in models and bare configs)");
   f->callback([fa] { run_forward(*fa); });
 
   auto ga = std::make_shared<GenerateArgs>();
   CLI::App* g = app.add_subcommand("generate", "Generate tokens from a prompt");
-  g->add_option("--model", ga->model, "Checkpoint folder, config.json, or built-in name (tiny, small, ...)");
+  g->add_option("--model", ga->model,
+                "Checkpoint folder, config.json, or built-in name (tiny, small, ...)");
   g->add_option("--prompt", ga->prompt, "Prompt text (byte-level tokenizer)");
   g->add_option("--ids", ga->ids, "Prompt as comma-separated token ids");
   g->add_option("-n", ga->n, "Tokens to generate");
@@ -239,7 +251,8 @@ void add_model_commands(CLI::App& app) {
   da->prompt = "DeepSeek-V3 routes";
   da->n = 8;
   da->routes = true;
-  CLI::App* d = app.add_subcommand("demo", "A short generation on the tiny model, printing every step's routing");
+  CLI::App* d = app.add_subcommand(
+      "demo", "A short generation on the tiny model, printing every step's routing");
   d->add_option("--model", da->model, "Model to run");
   d->add_option("--prompt", da->prompt, "Prompt text");
   d->add_option("-n", da->n, "Tokens to generate");
@@ -249,12 +262,7 @@ void add_model_commands(CLI::App& app) {
 int run_default(int argc, char** argv) {
   (void)argc;
   (void)argv;
-  GenerateArgs a;
-  a.prompt = "DeepSeek-V3 routes";
-  a.n = 8;
-  a.routes = true;
-  run_generate(a);
-  return 0;
+  return run_explorer_default();  // the explorer on the tiny model (cli_explore.cpp)
 }
 
 }  // namespace dsv3::app
