@@ -23,6 +23,7 @@ void add_pipeline_commands(CLI::App& app);  // pipeline ...                     
 void add_balance_commands(CLI::App& app);   // balance ...                      (cli_balance.cpp)
 void add_mtp_commands(CLI::App& app);       // mtp-loss, mtp-demo               (cli_mtp.cpp)
 void add_explore_commands(CLI::App& app);   // explore, repl, exec              (cli_explore.cpp)
+void add_lesson_commands(CLI::App& app);    // lesson [N] [--plain]             (cli_lesson.cpp)
 
 // The explorer on the built-in tiny model (a text summary when there is no terminal).
 int run_explorer_default();

@@ -472,6 +472,7 @@ void add_panel_commands(Registry& r) {
 }  // namespace
 
 void add_query_commands(Registry& r);  // info, show, export, pipeline (commands_query.cpp)
+void add_lab_commands(Registry& r);    // lessons' lab commands and `lesson` (commands_lab.cpp)
 
 const Registry& registry() {
   static const Registry r = [] {
@@ -479,6 +480,7 @@ const Registry& registry() {
     add_session_commands(reg);
     add_panel_commands(reg);
     add_query_commands(reg);
+    add_lab_commands(reg);
     return reg;
   }();
   return r;

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   dsv3::app::add_balance_commands(app);
   dsv3::app::add_mtp_commands(app);
   dsv3::app::add_explore_commands(app);
+  dsv3::app::add_lesson_commands(app);
   try {
     app.parse(argc, argv);
     if (app.get_subcommands().empty()) return dsv3::app::run_default(argc, argv);

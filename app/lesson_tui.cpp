@@ -1,0 +1,283 @@
+// The lesson player in the terminal: blits lesson_screen() and turns keys into step changes.
+// Runs on its own, or inside the explorer (`:lesson N`), where ncurses is already running: then
+// it borrows the screen, keeps the explorer's colour pairs intact (its own are allocated from the
+// top of the pair table down), and hands the screen back for the explorer to redraw.
+#include <curses.h>
+#include <fmt/format.h>
+#include <langinfo.h>
+
+#include <atomic>
+#include <clocale>
+#include <csignal>
+#include <cstring>
+#include <map>
+
+#include "app/lesson_player.h"
+#include "app/tui.h"
+
+namespace dsv3::app::lesson {
+
+namespace {
+
+std::atomic<int> g_stop{0};
+void on_stop(int sig) {
+  g_stop = sig;
+}
+
+short to_8(viz::Color c) {
+  if (c < 0) return -1;
+  if (c < 16) return static_cast<short>(c % 8);
+  if (c >= 232) return (c - 232) * 10 + 8 > 127 ? COLOR_WHITE : COLOR_BLACK;
+  int i = c - 16, r = i / 36, g = (i / 6) % 6, b = i % 6, m = std::max({r, g, b});
+  if (m == 0) return COLOR_BLACK;
+  short out = 0;
+  if (r * 3 >= m * 2) out |= COLOR_RED;
+  if (g * 3 >= m * 2) out |= COLOR_GREEN;
+  if (b * 3 >= m * 2) out |= COLOR_BLUE;
+  return out;
+}
+
+class LessonTui {
+ public:
+  LessonTui(const Lesson& l, int start) : l_(l), player_(l, 80), view_{} { view_.step = start; }
+
+  int run() {
+    embedded_ = stdscr != nullptr && !isendwin();
+    int saved_delay = 200;
+    if (embedded_) {
+      saved_delay = wgetdelay(stdscr);
+    } else {
+      std::setlocale(LC_ALL, "");
+      initscr();
+      raw();
+      noecho();
+      nonl();
+      keypad(stdscr, TRUE);
+      set_escdelay(25);
+    }
+    utf8_ = std::strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+    curs_set(0);
+    timeout(200);
+    colour_ = pick_colour_mode("auto", has_colors(), has_colors() ? COLORS : 0);
+    if (embedded_ && COLOR_PAIRS <= 0) colour_ = "mono";  // the explorer runs without colour
+    if (colour_ != "mono" && !embedded_) {
+      start_color();
+      use_default_colors();
+    }
+    next_pair_ = static_cast<short>(std::min(COLOR_PAIRS, 32767) - 1);
+
+    struct sigaction sa {
+    }, old_int{}, old_term{}, old_hup{};
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    g_stop = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGHUP, &sa, &old_hup);
+    int status = 0;
+    try {
+      load(view_.step, false);
+      while (g_stop == 0) {
+        draw();
+        wint_t key = 0;
+        int r = get_wch(&key);
+        if (r == ERR) continue;
+        if (!handle(key, r == KEY_CODE_YES)) break;
+      }
+    } catch (...) {
+      finish(saved_delay);
+      restore(old_int, old_term, old_hup);
+      throw;
+    }
+    if (g_stop > 0) status = 128 + g_stop;
+    finish(saved_delay);
+    restore(old_int, old_term, old_hup);
+    return status;
+  }
+
+ private:
+  void finish(int saved_delay) {
+    if (embedded_) {
+      timeout(saved_delay);
+      clearok(stdscr, TRUE);  // the explorer repaints everything
+    } else if (!isendwin()) {
+      endwin();
+    }
+  }
+  static void restore(const struct sigaction& a, const struct sigaction& b,
+                      const struct sigaction& c) {
+    sigaction(SIGINT, &a, nullptr);
+    sigaction(SIGTERM, &b, nullptr);
+    sigaction(SIGHUP, &c, nullptr);
+  }
+
+  void load(int step, bool again) {
+    player_.set_width(std::max(40, panel_width(COLS)));
+    view_.step = step;
+    view_.prose_scroll = view_.panel_scroll = 0;
+    try {
+      result_ = again ? &player_.rerun(step) : &player_.show(step);
+      view_.message = again ? fmt::format("step {} re-run from a fresh session", step + 1) : "";
+    } catch (const std::exception& e) {
+      view_.message = std::string("✗ ") + e.what();
+    }
+  }
+
+  bool handle(wint_t key, bool fn) {
+    int page = std::max(1, LINES / 2);
+    int& scroll = view_.focus == 0 ? view_.prose_scroll : view_.panel_scroll;
+    if (fn) {
+      switch (key) {
+        case KEY_RIGHT:
+          next();
+          break;
+        case KEY_LEFT:
+        case KEY_BACKSPACE:
+          prev();
+          break;
+        case KEY_UP:
+          scroll = std::max(0, scroll - 1);
+          break;
+        case KEY_DOWN:
+          ++scroll;
+          break;
+        case KEY_PPAGE:
+          scroll = std::max(0, scroll - page);
+          break;
+        case KEY_NPAGE:
+          scroll += page;
+          break;
+        case KEY_HOME:
+          load(0, false);
+          break;
+        case KEY_BTAB:
+          view_.focus = 1 - view_.focus;
+          break;
+        default:
+          break;
+      }
+      clamp_scroll();
+      return true;
+    }
+    switch (key) {
+      case ' ':
+      case 'l':
+      case 'n':
+      case '\r':
+      case '\n':
+        next();
+        break;
+      case 'h':
+      case 'p':
+      case 127:
+      case 8:
+        prev();
+        break;
+      case 'r':
+        load(view_.step, true);
+        break;
+      case 'k':
+        scroll = std::max(0, scroll - 1);
+        break;
+      case 'j':
+        ++scroll;
+        break;
+      case '\t':
+        view_.focus = 1 - view_.focus;
+        break;
+      case 'q':
+      case 'Q':
+      case 27:
+      case 3:
+        return false;  // Esc, Ctrl-C
+      default:
+        break;
+    }
+    clamp_scroll();
+    return true;
+  }
+
+  void clamp_scroll() {
+    view_.prose_scroll = std::min(view_.prose_scroll, 500);
+    view_.panel_scroll = std::min(view_.panel_scroll, 2000);
+  }
+
+  void next() {
+    if (view_.step + 1 >= player_.steps()) {
+      view_.message = "end of the lesson: ← to go back, r to re-run, q to leave";
+      return;
+    }
+    load(view_.step + 1, false);
+  }
+  void prev() {
+    if (view_.step == 0) {
+      view_.message = "this is the first step";
+      return;
+    }
+    load(view_.step - 1, false);
+  }
+
+  short pair_for(const viz::Style& st) {
+    if (colour_ == "mono") return 0;
+    short fg = colour_ == "256" ? st.fg : to_8(st.fg);
+    short bg = colour_ == "256" ? st.bg : to_8(st.bg);
+    if (fg < 0 && bg < 0) return 0;
+    auto key = std::make_pair(fg, bg);
+    auto it = pairs_.find(key);
+    if (it != pairs_.end()) return it->second;
+    if (next_pair_ < 1) return 0;
+    init_pair(next_pair_, fg, bg);
+    pairs_[key] = next_pair_;
+    return next_pair_--;
+  }
+
+  void draw() {
+    viz::Canvas c;
+    if (result_) {
+      c = lesson_screen(l_, *result_, view_, COLS, LINES);
+    } else {
+      c = viz::Canvas(COLS, LINES);
+      c.text(1, 1, view_.message);
+    }
+    erase();
+    for (int y = 0; y < c.height() && y < LINES; ++y)
+      for (int x = 0; x < c.width() && x < COLS; ++x) {
+        const viz::Cell& cell = c.at(x, y);
+        attr_t a = A_NORMAL;
+        if (cell.style.attr & viz::kBold) a |= A_BOLD;
+        if (cell.style.attr & viz::kDim) a |= A_DIM;
+        if (cell.style.attr & viz::kUnderline) a |= A_UNDERLINE;
+        if (cell.style.attr & viz::kReverse) a |= A_REVERSE;
+        if (colour_ == "mono" && cell.style.bg >= 0) a |= A_REVERSE;
+        char32_t g = cell.glyph;
+        wchar_t w[2] = {static_cast<wchar_t>(utf8_ || g < 0x80 ? g
+                                                               : (g == U'│'   ? '|'
+                                                                  : g == U'─' ? '-'
+                                                                              : '?')),
+                        0};
+        cchar_t cc;
+        setcchar(&cc, w, a, pair_for(cell.style), nullptr);
+        mvadd_wch(y, x, &cc);
+      }
+    refresh();
+  }
+
+  const Lesson& l_;
+  Player player_;
+  ScreenView view_;
+  const StepResult* result_ = nullptr;
+  bool embedded_ = false;
+  bool utf8_ = true;
+  std::string colour_ = "mono";
+  std::map<std::pair<short, short>, short> pairs_;
+  short next_pair_ = 255;
+};
+
+}  // namespace
+
+int play_tui(const Lesson& l, int start_step) {
+  LessonTui t(l, std::clamp(start_step, 0, static_cast<int>(l.steps.size()) - 1));
+  return t.run();
+}
+
+}  // namespace dsv3::app::lesson
