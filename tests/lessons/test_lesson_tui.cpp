@@ -38,7 +38,7 @@ class TmuxLesson : public ::testing::Test {
     status_file_ = (fs::temp_directory_path() / (socket_ + ".status")).string();
     fs::remove(status_file_);
     std::string inner = "DSV3_LESSONS='" + kLessons + "' TERM=xterm-256color '" +
-                        std::string(DSV3_BINARY) + "' lesson 3; echo $? > '" + status_file_ +
+                        std::string(DSV3_BINARY) + "' " + args() + "; echo $? > '" + status_file_ +
                         "'; sleep 30";
     std::string cmd = tmux() + " new-session -d -x 100 -y 30 -s lesson \"" + inner + "\"";
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
@@ -47,6 +47,7 @@ class TmuxLesson : public ::testing::Test {
     if (!socket_.empty()) std::system((tmux() + " kill-server >/dev/null 2>&1").c_str());
     if (!status_file_.empty()) fs::remove(status_file_);
   }
+  virtual std::string args() const { return "lesson 3"; }
   std::string tmux() const { return "tmux -L " + socket_ + " -f /dev/null"; }
   std::string screen() { return capture(tmux() + " capture-pane -p -t lesson"); }
   void keys(const std::string& k) { std::system((tmux() + " send-keys -t lesson " + k).c_str()); }
@@ -112,6 +113,31 @@ TEST_F(TmuxLesson, SmallTerminalShowsTheSizeNeeded) {
   std::system((tmux() + " resize-window -t lesson -x 100 -y 30 >/dev/null 2>&1").c_str());
   s = wait_for("q leave");
   keys("q");
+}
+
+// `:lesson 3` inside the explorer opens the same player; q returns to the explorer.
+class TmuxExplorer : public TmuxLesson {
+ protected:
+  std::string args() const override { return "explore"; }
+};
+
+TEST_F(TmuxExplorer, ColonLessonOpensThePlayerAndReturns) {
+  wait_for("1 Routing");
+  keys("':lesson 3' Enter");
+  std::string s = wait_for("step 1/");
+  EXPECT_NE(s.find("dsv3 lesson 3"), std::string::npos) << s;
+  keys("Right");
+  wait_for("step 2/");
+  keys("q");
+  s = wait_for("left lesson 3");
+  EXPECT_NE(s.find("1 Routing"), std::string::npos) << s;
+  keys("q");
+  for (int i = 0; i < 100 && !fs::exists(status_file_); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::ifstream st(status_file_);
+  int status = -1;
+  st >> status;
+  EXPECT_EQ(status, 0);
 }
 
 }  // namespace
