@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 
+#include "reference/accounting/accounting.h"
 #include "reference/model/kv_cache.h"
 #include "visualizers/explorer_panels.h"
 #include "visualizers/explorer_style.h"
@@ -17,18 +18,20 @@ namespace st = style;
 using Form = KvForm;
 }  // namespace
 
-// Ordinary attention caches a key (d_h + d^R_h, as MLA's queries see it) and a value (d_v) per
-// KV head; MLA caches one latent c^KV (d_c) and one shared RoPE key k^R (d^R_h) per token.
+// The cache sizes come from reference/accounting (DeepSeek-V2 Table 1): MHA/GQA/MQA cache a
+// key and a value of d_h per KV head (2 n_h d_h, 2 n_g d_h, 2 d_h); MLA caches one latent c^KV
+// (d_c) and one shared RoPE key k^R (d^R_h); "MLA naive" is what the un-absorbed form holds
+// (full per-head keys with their RoPE part, and values).
 std::vector<KvForm> kv_forms(const model::Config& c) {
-  int64_t kv_head = c.qk_head_dim() + c.v_head_dim;
   int64_t h = c.num_attention_heads;
   int64_t g = h >= 16 ? 8 : std::max<int64_t>(1, h / 2);
+  accounting::KvElements e = accounting::kv_elements_per_layer(c, g);
   return {
-      {"MLA", fmt::format("c^KV {} + k^R {}", c.kv_lora_rank, c.qk_rope_head_dim),
-       model::KVCache::elements_per_token_per_layer(c, model::AttnImpl::kAbsorbed)},
-      {"MQA", "1 KV head", kv_head},
-      {fmt::format("GQA-{}", g), fmt::format("{} KV heads", g), g * kv_head},
-      {"MHA", fmt::format("{} heads", h), h * kv_head},
+      {"MLA", fmt::format("c^KV {} + k^R {}", c.kv_lora_rank, c.qk_rope_head_dim), e.mla},
+      {"MQA", "1 KV head", e.mqa},
+      {fmt::format("GQA-{}", g), fmt::format("{} KV heads", g), e.gqa},
+      {"MHA", fmt::format("{} heads", h), e.mha},
+      {"naive", "MLA, K and V per head", e.mla_naive},
   };
 }
 

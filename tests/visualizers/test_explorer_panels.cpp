@@ -168,9 +168,11 @@ TEST(KvPanel, MlaAgainstBaselinesAtRealScale) {
   auto f = make_fixture();
   model::Config real = model::resolve_config("v3-671b");
   auto forms = kv_forms(real);
-  ASSERT_EQ(forms.size(), 4u);
+  ASSERT_EQ(forms.size(), 5u);
   EXPECT_EQ(forms[0].per_token_layer, 512 + 64);           // d_c + d^R_h
-  EXPECT_EQ(forms[3].per_token_layer, 128 * (192 + 128));  // MHA with the same head sizes
+  EXPECT_EQ(forms[1].per_token_layer, 2 * 128);            // MQA: 2 d_h
+  EXPECT_EQ(forms[3].per_token_layer, 2 * 128 * 128);      // MHA: 2 n_h d_h (V2 Table 1)
+  EXPECT_EQ(forms[4].per_token_layer, 128 * (192 + 128));  // naive MLA: full K and V per head
   std::string t = render_plain(kv_panel(f.view(), &real, 100, 0));
   // 128K tokens x 61 layers x 576 values x 2 bytes = 8.58 GiB.
   EXPECT_NE(t.find("8.58 GiB"), std::string::npos) << t;
