@@ -11,6 +11,7 @@
 
 #include "app/cli.h"
 #include "app/cli_mtp.h"
+#include "reference/fp8/linear.h"
 #include "reference/io/safetensors.h"
 #include "reference/io/tokenizer.h"
 #include "reference/model/generate.h"
@@ -26,8 +27,11 @@ struct ForwardArgs {
   std::string model = "tiny";
   std::string ids;
   std::string dump;
-  std::string attn = "absorbed";
+  std::string attn;  // "" = absorbed in fp32, naive in fp8
   uint64_t seed = 0;
+  std::string precision = "fp32";
+  std::string accum = "h100";
+  int promote = 128;
 };
 
 struct GenerateArgs {
@@ -83,13 +87,26 @@ std::vector<int32_t> prompt_ids(const model::Model& m, const std::string& prompt
 void run_forward(const ForwardArgs& a) {
   model::Model m = load_model(a.model, a.seed);
   std::vector<int32_t> ids = prompt_ids(m, "", a.ids);
-  model::AttnImpl impl = model::parse_attn_impl(a.attn);
+  const bool fp8 = a.precision == "fp8";
+  // The absorbed form folds kv_b_proj into the attention products, so it never runs as a
+  // linear layer; FP8 mode therefore uses the naive form, where every projection is a GEMM.
+  if (fp8 && a.attn == "absorbed")
+    throw UsageError("--precision fp8 runs kv_b_proj as an FP8 GEMM, which needs --attn naive");
+  model::AttnImpl impl =
+      model::parse_attn_impl(a.attn.empty() ? (fp8 ? "naive" : "absorbed") : a.attn);
   auto cache = m.new_cache(impl);
   model::Trace trace;
   std::vector<Mat> hidden;
   model::ForwardOptions opt;
   opt.trace = &trace;
   opt.hidden = &hidden;
+  if (fp8) {
+    try {
+      opt.linear = fp8::make_forward_hook(a.accum, a.promote, a.model);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+  }
   Mat logits = m.forward(ids, cache, opt);
 
   const int64_t T = static_cast<int64_t>(ids.size());
@@ -123,7 +140,8 @@ void run_forward(const ForwardArgs& a) {
     w.set_metadata("producer", "dsv3 forward");
     w.write(a.dump);
   }
-  fmt::print("model {} ({} attention), {} tokens\n", m.config().name, a.attn, T);
+  fmt::print("model {} ({} attention, {}), {} tokens\n", m.config().name, model::to_string(impl),
+             fp8 ? fmt::format("fp8, {} accumulation, promote {}", a.accum, a.promote) : "fp32", T);
   for (int64_t t = 0; t < T; ++t) {
     Eigen::Index best;
     float v = logits.row(t).maxCoeff(&best);
@@ -227,6 +245,12 @@ void add_model_commands(CLI::App& app) {
   f->add_option("--attn", fa->attn, "Attention form")->check(CLI::IsMember({"naive", "absorbed"}));
   f->add_option("--seed", fa->seed,
                 "Seed of the random weights (built-in models and bare configs)");
+  f->add_option("--precision", fa->precision,
+                "fp8 runs every linear layer DeepSeek-V3 runs in FP8 through the emulated GEMM")
+      ->check(CLI::IsMember({"fp32", "fp8"}));
+  f->add_option("--accum", fa->accum, "FP8 accumulation: h100 (tensor-core model), fp32, exact")
+      ->check(CLI::IsMember({"h100", "fp32", "exact"}));
+  f->add_option("--promote", fa->promote, "FP8: promote to FP32 every NC elements (0 = never)");
   f->callback([fa] { run_forward(*fa); });
 
   auto ga = std::make_shared<GenerateArgs>();

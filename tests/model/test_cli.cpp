@@ -95,3 +95,28 @@ TEST(Cli, ErrorsAreOneLineWithExitCode2) {
 
 }  // namespace
 }  // namespace dsv3
+
+namespace dsv3 {
+namespace {
+
+TEST(Cli, ForwardInFp8MovesTheLogitsALittle) {
+  std::string f32 = temp_path("f32.safetensors"), f8 = temp_path("f8.safetensors");
+  const std::string ids = "0,71,104,101,32,109,111,100,101,108";
+  ASSERT_EQ(run("forward --model tiny --attn naive --ids " + ids + " --dump " + f32).status, 0);
+  CmdResult r = run("forward --model tiny --precision fp8 --accum h100 --promote 128 --ids " + ids +
+                    " --dump " + f8);
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("fp8, h100 accumulation, promote 128"), std::string::npos) << r.out;
+  io::SafetensorsFile a(f32), b(f8);
+  Mat la = testing::golden_matrix(a, "logits"), lb = testing::golden_matrix(b, "logits");
+  float rel = (la - lb).norm() / la.norm();
+  EXPECT_GT(rel, 1e-4f);  // FP8 really ran
+  EXPECT_LT(rel, 0.6f);   // and stayed close to float32
+  EXPECT_EQ(run("forward --model tiny --ids 0,5 --precision fp8 --attn absorbed").status, 2);
+  EXPECT_EQ(run("forward --model tiny --ids 0,5 --precision fp8 --promote 7").status, 2);
+  std::filesystem::remove(f32);
+  std::filesystem::remove(f8);
+}
+
+}  // namespace
+}  // namespace dsv3
