@@ -1,4 +1,6 @@
 // `dsv3 forward | generate | demo`: the reference model's command line.
+#include "app/cli_model.h"
+
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -20,34 +22,6 @@
 #include "reference/model/speculative.h"
 
 namespace dsv3::app {
-
-namespace {
-
-struct ForwardArgs {
-  std::string model = "tiny";
-  std::string ids;
-  std::string dump;
-  std::string attn;  // "" = absorbed in fp32, naive in fp8
-  uint64_t seed = 0;
-  std::string precision = "fp32";
-  std::string accum = "h100";
-  int promote = 128;
-};
-
-struct GenerateArgs {
-  std::string model = "tiny";
-  std::string prompt;
-  std::string ids;
-  int n = 16;
-  double temperature = 0.0;
-  double top_p = 1.0;
-  uint64_t seed = 0;
-  std::string attn = "absorbed";
-  bool json = false;
-  bool routes = false;
-  bool mtp = false;     // speculative decoding with the MTP drafts
-  int draft_depth = 1;  // D drafts per verification step
-};
 
 model::Model load_model(const std::string& name, uint64_t seed) {
   try {
@@ -83,6 +57,34 @@ std::vector<int32_t> prompt_ids(const model::Model& m, const std::string& prompt
                                    m.config().vocab_size));
   return out;
 }
+
+namespace {
+
+struct ForwardArgs {
+  std::string model = "tiny";
+  std::string ids;
+  std::string dump;
+  std::string attn;  // "" = absorbed in fp32, naive in fp8
+  uint64_t seed = 0;
+  std::string precision = "fp32";
+  std::string accum = "h100";
+  int promote = 128;
+};
+
+struct GenerateArgs {
+  std::string model = "tiny";
+  std::string prompt;
+  std::string ids;
+  int n = 16;
+  double temperature = 0.0;
+  double top_p = 1.0;
+  uint64_t seed = 0;
+  std::string attn = "absorbed";
+  bool json = false;
+  bool routes = false;
+  bool mtp = false;     // speculative decoding with the MTP drafts
+  int draft_depth = 1;  // D drafts per verification step
+};
 
 void run_forward(const ForwardArgs& a) {
   model::Model m = load_model(a.model, a.seed);

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "app/cli.h"
+#include "app/cli_model.h"
 #include "reference/io/safetensors.h"
 #include "reference/io/tokenizer.h"
 #include "reference/model/generate.h"
@@ -83,41 +84,9 @@ struct DemoArgs {
   bool no_color = false;
 };
 
-model::Model load(const std::string& name, uint64_t seed) {
-  try {
-    return model::Model::load(name, seed);
-  } catch (const model::ConfigError& e) {
-    throw UsageError(e.what());
-  } catch (const io::FormatError& e) {
-    throw UsageError(e.what());
-  }
-}
-
-std::vector<int32_t> parse_prompt(const model::Model& m, const std::string& prompt,
-                                  const std::string& ids) {
-  std::vector<int32_t> out;
-  if (!ids.empty()) {
-    try {
-      out = io::parse_ids(ids);
-    } catch (const std::invalid_argument& e) {
-      throw UsageError(fmt::format("--ids: {}", e.what()));
-    }
-  } else if (!prompt.empty()) {
-    if (m.config().vocab_size < io::ByteTokenizer::kMinVocab)
-      throw UsageError(
-          "--prompt needs a vocabulary of at least 259 for the byte tokenizer; use --ids");
-    out = io::ByteTokenizer().encode(prompt);
-  }
-  for (int32_t id : out)
-    if (id < 0 || id >= m.config().vocab_size)
-      throw UsageError(fmt::format("--ids: token {} is outside the vocabulary [0, {})", id,
-                                   m.config().vocab_size));
-  return out;
-}
-
 void run_loss(const LossArgs& a) {
-  model::Model m = load(a.model, a.seed);
-  std::vector<int32_t> ids = parse_prompt(m, "", a.ids);
+  model::Model m = load_model(a.model, a.seed);
+  std::vector<int32_t> ids = prompt_ids(m, "", a.ids);
   if (ids.size() < 2) throw UsageError("--ids: the loss needs at least two tokens");
   if (model::mtp_modules(m) == 0)
     fmt::print(stderr, "dsv3: note: model {} has no MTP module; only the main loss is reported\n",
@@ -161,11 +130,11 @@ void run_demo(const DemoArgs& a) {
   if (a.temperature < 0) throw UsageError("--temperature must not be negative");
   if (a.top_p <= 0 || a.top_p > 1) throw UsageError("--top-p must be in (0, 1]");
   if (a.width < 40) throw UsageError("--width must be at least 40");
-  model::Model m = load(a.model, a.seed);
+  model::Model m = load_model(a.model, a.seed);
   if (model::mtp_modules(m) == 0)
     throw UsageError(
         fmt::format("model {} has no MTP module (num_nextn_predict_layers = 0)", m.config().name));
-  std::vector<int32_t> prompt = parse_prompt(m, a.ids.empty() ? a.prompt : "", a.ids);
+  std::vector<int32_t> prompt = prompt_ids(m, a.ids.empty() ? a.prompt : "", a.ids);
   if (prompt.empty()) throw UsageError("the prompt is empty: give --prompt TEXT or --ids LIST");
   model::SpeculativeOptions o;
   o.max_new_tokens = a.n;

@@ -1,7 +1,7 @@
 // dsv3: the DeepSeek-V3 explorer and reference model command line.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
 

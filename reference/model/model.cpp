@@ -13,6 +13,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
+float silu(float v) {
+  return v / (1.0f + std::exp(-v));
+}
+
+}  // namespace
+
 // RMSNorm over each row (eps from the config), then the learned per-channel weight.
 Mat rms_norm(const Mat& x, const Vec& weight, double eps) {
   Mat y(x.rows(), x.cols());
@@ -23,12 +29,6 @@ Mat rms_norm(const Mat& x, const Vec& weight, double eps) {
   }
   return y;
 }
-
-float silu(float v) {
-  return v / (1.0f + std::exp(-v));
-}
-
-}  // namespace
 
 Mat matmul_wt(const Mat& x, const Mat& w) {
   // A few rows (decode, or verifying a handful of drafts): one pass over W, each output a dot

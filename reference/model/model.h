@@ -30,6 +30,9 @@ struct ForwardOptions {
   std::function<Mat(const Mat& x, const Mat& w, const std::string& name)> linear;
 };
 
+// RMSNorm of each row of x [T, d] with the learned weight [d] (eps from the config).
+Mat rms_norm(const Mat& x, const Vec& weight, double eps);
+
 // y = x W^T for x [T, in] and W [out, in] (the nn.Linear convention).
 Mat matmul_wt(const Mat& x, const Mat& w);
 

@@ -8,21 +8,6 @@
 
 namespace dsv3::model {
 
-namespace {
-
-// RMSNorm per row with a learned per-channel weight (model_spec §4: eps from the config).
-Mat rms_norm(const Mat& x, const Vec& weight, double eps) {
-  Mat y(x.rows(), x.cols());
-  for (Eigen::Index r = 0; r < x.rows(); ++r) {
-    float ms = x.row(r).squaredNorm() / static_cast<float>(x.cols());
-    float inv = 1.0f / std::sqrt(ms + static_cast<float>(eps));
-    y.row(r) = (x.row(r) * inv).cwiseProduct(weight.transpose());
-  }
-  return y;
-}
-
-}  // namespace
-
 int mtp_modules(const Model& m) {
   return static_cast<int>(m.weights().mtp.size());
 }

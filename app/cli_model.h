@@ -1,0 +1,19 @@
+// Helpers shared by the model's subcommands (cli_model.cpp, cli_mtp.cpp).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "reference/model/model.h"
+
+namespace dsv3::app {
+
+// Model::load with config and file errors turned into one-line UsageErrors.
+model::Model load_model(const std::string& name, uint64_t seed);
+// The prompt as token ids from --prompt TEXT (byte tokenizer) or --ids LIST, checked against
+// the vocabulary; exactly one of the two must be given.
+std::vector<int32_t> prompt_ids(const model::Model& m, const std::string& prompt,
+                                const std::string& ids);
+
+}  // namespace dsv3::app
