@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "reference/balance/metrics.h"
 #include "visualizers/explorer_panels.h"
 
 namespace dsv3::viz {
@@ -20,13 +21,9 @@ std::vector<std::vector<int64_t>> expert_counts(const ExplorerView& v, int upto)
   return counts;
 }
 
+// MaxVio (eq. 4 of the Loss-Free Balancing paper): the one definition in reference/balance.
 double max_vio(const std::vector<int64_t>& counts) {
-  if (counts.empty()) return 0.0;
-  double total = std::accumulate(counts.begin(), counts.end(), 0.0);
-  if (total == 0) return 0.0;
-  double mean = total / counts.size();
-  double mx = static_cast<double>(*std::max_element(counts.begin(), counts.end()));
-  return (mx - mean) / mean;
+  return balance::max_vio(counts);
 }
 
 std::string token_label(const ExplorerView& v, int position) {

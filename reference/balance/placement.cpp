@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "reference/balance/metrics.h"
+
 namespace dsv3::balance {
 
 int Placement::copies() const {
@@ -90,14 +92,7 @@ std::vector<double> device_loads(const Placement& p, std::span<const int64_t> ex
 }
 
 double device_imbalance(std::span<const double> device_load) {
-  if (device_load.empty()) return 0;
-  double sum = 0, mx = device_load[0];
-  for (double v : device_load) {
-    sum += v;
-    mx = std::max(mx, v);
-  }
-  if (sum <= 0) return 0;
-  return mx / (sum / static_cast<double>(device_load.size())) - 1.0;
+  return max_vio(device_load);  // max/mean - 1 over devices: MaxVio of the device loads
 }
 
 Placement add_redundant_experts(const Placement& p, std::span<const int64_t> expert_load,
