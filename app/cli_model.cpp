@@ -82,8 +82,9 @@ struct GenerateArgs {
   std::string attn = "absorbed";
   bool json = false;
   bool routes = false;
-  bool mtp = false;     // speculative decoding with the MTP drafts
-  int draft_depth = 1;  // D drafts per verification step
+  bool mtp = false;                // speculative decoding with the MTP drafts
+  int draft_depth = 1;             // D drafts per verification step
+  bool draft_depth_given = false;  // --draft-depth on the command line (needs --mtp)
 };
 
 void run_forward(const ForwardArgs& a) {
@@ -168,6 +169,7 @@ void print_routes(const model::Config& c, const model::TokenTrace& tt) {
 }
 
 void run_generate(const GenerateArgs& a) {
+  if (a.draft_depth_given && !a.mtp) throw UsageError("--draft-depth needs --mtp");
   if (a.n < 0) throw UsageError("-n must not be negative");
   if (a.temperature < 0) throw UsageError("--temperature must not be negative");
   if (a.top_p <= 0 || a.top_p > 1) throw UsageError("--top-p must be in (0, 1]");
@@ -193,10 +195,21 @@ void run_generate(const GenerateArgs& a) {
     so.sampling = g.sampling;
     so.attn = g.attn;
     spec = model::speculative_generate(m, prompt, so);
-    if (!a.json) {  // time plain decoding too, for the speed-up
-      auto t0 = std::chrono::steady_clock::now();
-      if (a.n > 0) model::generate(m, prompt, g);
-      plain_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // Plain decoding of the same tokens with the same model, timed the way SpecStats::seconds
+    // is (prefill and decode steps), for the wall-clock speed-up.
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<int32_t> plain = a.n > 0 ? model::generate(m, prompt, g) : std::vector<int32_t>{};
+    plain_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // Lossless: greedy speculative decoding must emit exactly plain greedy decoding's tokens.
+    // (Sampled decoding matches in distribution only, not in the random stream.)
+    if (a.temperature <= 0 && plain != spec->ids) {
+      size_t i = 0;
+      while (i < plain.size() && i < spec->ids.size() && plain[i] == spec->ids[i]) ++i;
+      throw std::runtime_error(fmt::format(
+          "--mtp: bug: greedy speculative decoding differs from plain greedy decoding at "
+          "generated token {} ({} vs {}), the lossless property is broken",
+          i, i < spec->ids.size() ? std::to_string(spec->ids[i]) : "end",
+          i < plain.size() ? std::to_string(plain[i]) : "end"));
     }
   }
   std::vector<int32_t> out = spec      ? spec->ids
@@ -210,7 +223,10 @@ void run_generate(const GenerateArgs& a) {
     j["prompt_ids"] = prompt;
     j["ids"] = out;
     if (bytes) j["text"] = tok.decode(out);
-    if (spec) j["mtp"] = mtp_stats_json(spec->stats, a.draft_depth);
+    if (spec) {
+      j["mtp"] = mtp_stats_json(spec->stats, a.draft_depth, plain_seconds);
+      if (a.temperature <= 0) j["mtp"]["plain_ids_match"] = true;  // checked above
+    }
     fmt::print("{}\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     return;
   }
@@ -229,9 +245,11 @@ void run_generate(const GenerateArgs& a) {
   }
   fmt::print("ids: {}\n", fmt::join(out, ","));
   if (bytes) fmt::print("text: {}\n", tok.decode(out));
-  if (spec)
+  if (spec) {
     fmt::print("{}", mtp_stats_text(spec->stats, a.draft_depth, static_cast<int64_t>(out.size()),
                                     plain_seconds));
+    if (a.temperature <= 0) fmt::print("  ids identical to plain greedy decoding (checked)\n");
+  }
 }
 
 }  // namespace
@@ -270,8 +288,12 @@ void add_model_commands(CLI::App& app) {
   g->add_flag("--json", ga->json, "Machine-readable output");
   g->add_flag("--mtp", ga->mtp,
               "Speculative decoding with the MTP modules' drafts (same tokens when greedy)");
-  g->add_option("--draft-depth", ga->draft_depth, "With --mtp: drafts per step D (default 1)");
-  g->callback([ga] { run_generate(*ga); });
+  CLI::Option* depth =
+      g->add_option("--draft-depth", ga->draft_depth, "With --mtp: drafts per step D (default 1)");
+  g->callback([ga, depth] {
+    ga->draft_depth_given = depth->count() > 0;  // given at all, whatever its value
+    run_generate(*ga);
+  });
 
   auto da = std::make_shared<GenerateArgs>();
   da->prompt = "DeepSeek-V3 routes";

@@ -19,7 +19,8 @@
 
 namespace dsv3::app {
 
-nlohmann::json mtp_stats_json(const model::SpecStats& s, int draft_depth) {
+nlohmann::json mtp_stats_json(const model::SpecStats& s, int draft_depth,
+                              std::optional<double> plain_seconds) {
   nlohmann::json j;
   j["draft_depth"] = draft_depth;
   j["steps"] = s.steps;
@@ -35,6 +36,11 @@ nlohmann::json mtp_stats_json(const model::SpecStats& s, int draft_depth) {
                   {"accepted", s.accepted[k]},
                   {"acceptance_rate", s.acceptance_rate(static_cast<int>(k) + 1)}});
   j["by_depth"] = by;
+  if (plain_seconds) {
+    j["plain_seconds"] = *plain_seconds;
+    j["speedup"] = *plain_seconds > 0 && s.seconds > 0 ? nlohmann::json(*plain_seconds / s.seconds)
+                                                       : nlohmann::json(nullptr);
+  }
   return j;
 }
 
@@ -50,7 +56,7 @@ std::string mtp_stats_text(const model::SpecStats& s, int draft_depth, int64_t t
                        s.proposed[k], 100 * s.acceptance_rate(static_cast<int>(k) + 1));
   const double tps = s.seconds > 0 ? static_cast<double>(tokens) / s.seconds : 0.0;
   out += fmt::format("  {:.1f} tokens/s speculative", tps);
-  if (plain_seconds && *plain_seconds > 0) {
+  if (plain_seconds && *plain_seconds > 0 && s.seconds > 0) {
     const double plain_tps = static_cast<double>(tokens) / *plain_seconds;
     out += fmt::format(", {:.1f} tokens/s plain: speed-up {:.2f}x", plain_tps,
                        *plain_seconds / s.seconds);

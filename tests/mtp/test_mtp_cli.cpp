@@ -44,6 +44,47 @@ TEST(MtpCli, GenerateWithMtpGivesPlainIdsAndStatistics) {
   EXPECT_EQ(b["mtp"]["by_depth"].size(), 2u);
 }
 
+// The wall-clock speed-up over plain decoding of the same tokens (timings are not asserted).
+TEST(MtpCli, GenerateWithMtpReportsSpeedupOverPlainDecoding) {
+  CliRun r = dsv3("generate --model tiny --ids 0,5,6 -n 12 --json --mtp", false);
+  ASSERT_EQ(r.status, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out)["mtp"];
+  for (const char* key : {"seconds", "plain_seconds", "speedup", "proposed", "accepted",
+                          "acceptance_rate", "tokens_per_step"})
+    ASSERT_TRUE(j.contains(key)) << key;
+  ASSERT_TRUE(j["speedup"].is_number()) << j.dump();
+  EXPECT_GT(j["speedup"].get<double>(), 0.0);
+  EXPECT_GT(j["plain_seconds"].get<double>(), 0.0);
+  EXPECT_EQ(j["plain_ids_match"], true);  // greedy: the in-process lossless check ran
+
+  r = dsv3("generate --model tiny --prompt hi -n 6 --mtp --draft-depth 2");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("tokens/s plain: speed-up"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("identical to plain greedy decoding"), std::string::npos) << r.out;
+}
+
+// Sampled speculative decoding draws another random stream than plain sampling: no id check,
+// but still the speed-up.
+TEST(MtpCli, SampledGenerateWithMtpReportsSpeedupWithoutIdCheck) {
+  CliRun r =
+      dsv3("generate --model tiny --ids 0,5,6 -n 12 --json --mtp --temperature 1 --seed 3", false);
+  ASSERT_EQ(r.status, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out)["mtp"];
+  EXPECT_GT(j["speedup"].get<double>(), 0.0);
+  EXPECT_FALSE(j.contains("plain_ids_match"));
+}
+
+// --draft-depth without --mtp used to be ignored; it is a usage error whatever its value.
+TEST(MtpCli, DraftDepthWithoutMtpIsAnError) {
+  for (const char* value : {"2", "1"}) {  // 1 is the default: detected as given, not by value
+    CliRun r = dsv3(std::string("generate --model tiny --ids 3 -n 2 --draft-depth ") + value);
+    EXPECT_EQ(r.status, 2) << value;
+    EXPECT_EQ(r.out, "dsv3: --draft-depth needs --mtp\n") << value;
+  }
+  CliRun ok = dsv3("generate --model tiny --ids 3 -n 2");
+  EXPECT_EQ(ok.status, 0) << ok.out;
+}
+
 TEST(MtpCli, GenerateWithMtpPrintsAcceptance) {
   CliRun r = dsv3("generate --model tiny --prompt hi -n 6 --mtp");
   ASSERT_EQ(r.status, 0) << r.out;
