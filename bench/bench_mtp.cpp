@@ -3,6 +3,7 @@
 // in an acceptance rate: the MTP modules still run (their cost is real) but each draft is
 // replaced by the main model's greedy token with probability p, by a wrong one otherwise.
 //   bench_mtp --benchmark_counters_tabular=true
+// BM_MainForwardRows splits a step's cost: a verification forward of R rows vs one decode row.
 // Counters: tok_per_s (generated tokens per second), accept (acceptance rate), tok_per_step.
 #include <benchmark/benchmark.h>
 
@@ -58,6 +59,28 @@ void BM_PlainDecode(benchmark::State& state) {
   state.SetLabel(kConfigs[i]);
 }
 BENCHMARK(BM_PlainDecode)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// One main-model forward over R new tokens after the prompt: R = 1 is a plain decode step,
+// R = D + 1 a verification step. The cache is rolled back after each (KVCache::truncate).
+void BM_MainForwardRows(benchmark::State& state) {
+  const int i = static_cast<int>(state.range(0));
+  const int R = static_cast<int>(state.range(1));
+  const model::Model& m = get_model(i);
+  model::KVCache cache = m.new_cache(model::AttnImpl::kAbsorbed);
+  const std::vector<int32_t> p = prompt();
+  m.forward(p, cache);
+  const std::vector<int32_t> rows(reference(i).begin(), reference(i).begin() + R);
+  for (auto _ : state) {
+    Mat logits = m.forward(rows, cache);
+    benchmark::DoNotOptimize(logits.data());
+    cache.truncate(static_cast<int64_t>(p.size()));
+  }
+  state.SetLabel(std::string(kConfigs[i]) + " rows=" + std::to_string(R));
+}
+BENCHMARK(BM_MainForwardRows)
+    ->ArgsProduct({{0, 1}, {1, 2, 3}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // The MTP modules' own drafts (random weights: acceptance near 1/V).
 void BM_SpeculativeMtp(benchmark::State& state) {
