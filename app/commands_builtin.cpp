@@ -28,8 +28,8 @@ using viz::Panel;
 
 const std::vector<std::string> kModelNames = {"tiny",    "small",   "tiny-yarn",
                                               "v3-671b", "v2-236b", "v2-lite-16b"};
-const std::vector<std::string> kPanelNames = {"routing",   "load",     "kv",
-                                              "attention", "pipeline", "logits"};
+const std::vector<std::string> kPanelNames = {"routing",  "load",   "kv",  "attention",
+                                              "pipeline", "logits", "mtp", "fp8"};
 
 FlagSpec json_flag() {
   return FlagSpec{"json", ArgKind::kWord, false, "machine-readable output (JSON)"};
@@ -471,8 +471,9 @@ void add_panel_commands(Registry& r) {
 
 }  // namespace
 
-void add_query_commands(Registry& r);  // info, show, export, pipeline (commands_query.cpp)
-void add_lab_commands(Registry& r);    // lessons' lab commands and `lesson` (commands_lab.cpp)
+void add_query_commands(Registry& r);     // info, show, export, pipeline (commands_query.cpp)
+void add_lab_commands(Registry& r);       // lessons' lab commands and `lesson` (commands_lab.cpp)
+void add_explorer_commands(Registry& r);  // balance, mtp, fp8 (commands_explorer.cpp)
 
 const Registry& registry() {
   static const Registry r = [] {
@@ -481,6 +482,7 @@ const Registry& registry() {
     add_panel_commands(reg);
     add_query_commands(reg);
     add_lab_commands(reg);
+    add_explorer_commands(reg);
     return reg;
   }();
   return r;

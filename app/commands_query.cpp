@@ -351,40 +351,44 @@ void add_query_commands(Registry& r) {
          {},
          export_traces});
 
-  r.add({"pipeline",
-         {"pp"},
-         "the pipeline panel: a schedule's timeline on RANKS devices with MICRO micro-batches",
-         "Simulates the schedule with F = 1, B = 2, W = 1 (the report's Fig. 5 units) and draws "
-         "one row\n"
-         "per rank. The lessons' `pp-sim` and `pp-table` and `dsv3 pipeline` go further.",
-         {{"SCHEDULE",
-           ArgKind::kChoice,
-           "schedule",
-           "",
-           false,
-           {"gpipe", "1f1b", "zb1p", "dualpipe", "dualpipev"}},
-          {"RANKS", ArgKind::kInt, "pipeline ranks", "", false, {}, 1, 64},
-          {"MICRO", ArgKind::kInt, "micro-batches", "", false, {}, 1, 512}},
-         {},
-         [](Session& s, const Args& a, const Context& ctx) {
-           Settings next = s.settings();
-           if (a.has("SCHEDULE")) next.schedule = a.str("SCHEDULE");
-           if (a.has("RANKS")) next.ranks = static_cast<int>(a.integer("RANKS"));
-           if (a.has("MICRO")) next.micro_batches = static_cast<int>(a.integer("MICRO"));
-           Settings saved = s.settings();
-           s.settings() = next;
-           Output o;
-           try {
-             o.canvas = viz::panel_canvas(s.view(), viz::Panel::kPipeline, nullptr, ctx.width, 0);
-           } catch (const std::exception& e) {
-             s.settings() = saved;
-             throw CommandError(fmt::format("pipeline: {}", e.what()));
-           }
-           o.panel = viz::Panel::kPipeline;
-           o.text = fmt::format("{} on {} ranks, {} micro-batches", next.schedule, next.ranks,
-                                next.micro_batches);
-           return o;
-         }});
+  r.add(
+      {"pipeline",
+       {"pp"},
+       "the pipeline panel: a schedule's timeline on RANKS devices with MICRO micro-batches",
+       "Simulates the schedule with F = 1, B = 2, W = 1 (the report's Fig. 5 units) and draws "
+       "one row\n"
+       "per rank. The lessons' `pp-sim` and `pp-table` and `dsv3 pipeline` go further.",
+       {{"SCHEDULE",
+         ArgKind::kChoice,
+         "schedule",
+         "",
+         false,
+         {"gpipe", "1f1b", "zb1p", "dualpipe", "dualpipev"}},
+        {"RANKS", ArgKind::kInt, "pipeline ranks", "", false, {}, 1, 64},
+        {"MICRO", ArgKind::kInt, "micro-batches", "", false, {}, 1, 512}},
+       {{"time", ArgKind::kFloat, true,
+         "put the time cursor at T (F units; shows each rank's op and memory then); -1 hides it"}},
+       [](Session& s, const Args& a, const Context& ctx) {
+         Settings next = s.settings();
+         if (a.has("SCHEDULE")) next.schedule = a.str("SCHEDULE");
+         if (a.has("RANKS")) next.ranks = static_cast<int>(a.integer("RANKS"));
+         if (a.has("MICRO")) next.micro_batches = static_cast<int>(a.integer("MICRO"));
+         if (a.has("time")) next.pipeline_time = a.real("time") < 0 ? -1 : a.real("time");
+         Settings saved = s.settings();
+         s.settings() = next;
+         Output o;
+         try {
+           if (s.settings().pipeline_time >= 0) s.move_pipeline_time(0);  // clamp to makespan
+           o.canvas = viz::panel_canvas(s.view(), viz::Panel::kPipeline, nullptr, ctx.width, 0);
+         } catch (const std::exception& e) {
+           s.settings() = saved;
+           throw CommandError(fmt::format("pipeline: {}", e.what()));
+         }
+         o.panel = viz::Panel::kPipeline;
+         o.text = fmt::format("{} on {} ranks, {} micro-batches", next.schedule, next.ranks,
+                              next.micro_batches);
+         return o;
+       }});
 }
 
 }  // namespace dsv3::app

@@ -9,9 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "reference/balance/model_balance.h"
+#include "reference/fp8/panel.h"
 #include "reference/io/tokenizer.h"
 #include "reference/model/model.h"
 #include "reference/model/sampling.h"
+#include "reference/model/speculative.h"
 #include "visualizers/explorer_view.h"
 
 namespace dsv3::app {
@@ -33,6 +36,22 @@ struct Settings {
   std::string schedule = "dualpipe";
   int ranks = 8;
   int micro_batches = 20;
+  double pipeline_time = -1;  // the pipeline panel's time cursor, in F units (-1: none)
+  // The MTP panel: drafts per speculative step (D; depths beyond the trained modules reuse them).
+  int mtp_depth = 1;
+  // A stand-in for a trained MTP module (random weights draft almost nothing right): with
+  // probability mtp_agree each draft is replaced by the main model's own greedy token (the MTP
+  // module still runs). -1: the module's own drafts. Greedy decoding only.
+  double mtp_agree = -1;
+  // The FP8 panel: which linear layer of the selected layer (index into fp8_linears()).
+  int fp8_linear = 0;
+};
+
+// One linear layer's input for the FP8 panel: the cursor token's x [in] and the weight W [out, in].
+struct LinearInput {
+  std::string name;  // checkpoint tensor name, e.g. "model.layers.1.self_attn.q_a_proj.weight"
+  RowVec x;
+  Mat w;
 };
 
 // Called while computing several tokens: (done, total); return false to stop early.
@@ -94,8 +113,48 @@ class Session {
   // The config used for "at real scale" numbers (DeepSeek-V3 671B), loaded once.
   const model::Config* real_config() const;
 
-  // The pipeline panel: the schedule of settings() simulated and drawn (cached).
+  // The pipeline panel: the schedule of settings() simulated and drawn (cached), with the time
+  // cursor of settings().pipeline_time and the bars on one scale for every schedule.
   viz::Canvas pipeline_canvas(int w, int h) const;
+  double pipeline_makespan() const;  // of the schedule of settings()
+  // Moves the time cursor by dt (starting at 0 when there is none), clamped to [0, makespan].
+  void move_pipeline_time(double dt);
+  // The next (+1) or previous (-1) schedule that is valid for settings().ranks and micro-batches.
+  std::string cycle_schedule(int dir);
+
+  // Loss-free balancing live (§2.1.2, eq. 16 bias update): when on, every computed token's
+  // routing moves the biases of every MoE layer by γ·sign(c̄ − c_i); a prefill counts as one
+  // batch. Biases are model state: stepping back shows old traces but keeps today's biases.
+  bool balancing() const { return balancer_ && balancer_->enabled(); }
+  void set_balancing(bool on);
+  double gamma() const { return balancer_ ? balancer_->gamma() : 0; }
+  void set_gamma(double g);  // throws std::out_of_range outside (0, 1]
+  int64_t bias_updates() const { return bias_updates_; }
+  void reset_biases();  // back to the loaded model's biases
+  // MaxVio_batch averaged over MoE layers, one value per bias update.
+  std::vector<double> balance_history() const;
+
+  // Speculative decoding with the MTP modules (§2.2, §5.4.3), one draft-verify step: the MTP
+  // chain drafts settings().mtp_depth tokens after the last computed position, the main model
+  // verifies them in one forward pass, and the accepted tokens (plus the correction or bonus
+  // token) are appended and computed. The first call also runs the decoder's prefill.
+  // Returns the number of tokens appended; throws std::runtime_error when the model has no
+  // MTP module or the context is full.
+  int mtp_step();
+  const model::SpeculativeDecoder* speculative() const { return spec_.get(); }
+  int mtp_start() const { return spec_start_; }  // the position the decoder started from
+  int mtp_modules() const;
+  void mtp_reset() {
+    spec_.reset();
+    drafter_.reset();
+  }
+  viz::Canvas mtp_canvas(int w, int h) const;
+
+  // The FP8 panel: the linear layers (FP8 GEMMs in the paper's Fig. 6) of the selected layer
+  // as the cursor token passes them, recomputed with the present weights (cached).
+  const std::vector<LinearInput>& fp8_linears() const;
+  fp8::LayerFp8View fp8_view() const;  // of settings().fp8_linear; throws when none
+  viz::Canvas fp8_canvas(int w, int h) const;
 
   // Everything the panels need, as a view (valid while the session is not modified).
   viz::ExplorerView view() const;
@@ -103,6 +162,7 @@ class Session {
  private:
   void reset_tokens(std::vector<int32_t> ids, int prompt_len);
   void compute_next();  // computes position computed(), sampling its token when unknown
+  void after_tokens(size_t first_trace);  // balancing: observe traces [first, end), update
 
   std::unique_ptr<model::Model> model_;
   std::string model_name_;
@@ -126,6 +186,23 @@ class Session {
   mutable std::unique_ptr<model::Config> real_;
   mutable std::string pipeline_key_;
   mutable viz::Canvas pipeline_cached_;
+  mutable double pipeline_makespan_ = 0;
+  mutable std::string pipeline_scale_key_;
+  mutable double pipeline_bubble_scale_ = 0;
+  mutable int pipeline_memory_scale_ = 0;
+  std::unique_ptr<balance::ModelBalancer> balancer_;
+  std::vector<std::vector<float>> loaded_bias_;  // per layer, as loaded
+  int64_t bias_updates_ = 0;
+  bool replaying_ = false;  // recomputing known positions: no bias updates
+  int64_t generation_ = 0;  // bumped whenever traces or weights change (cache keys)
+  std::unique_ptr<model::MtpDrafter> drafter_;
+  std::unique_ptr<model::SpeculativeDecoder> spec_;
+  int spec_start_ = 0;
+  int spec_depth_ = 0;
+  double spec_agree_ = -1;
+  std::vector<int32_t> mtp_truth_;  // committed + greedy continuation, for mtp_agree
+  mutable std::string fp8_key_;
+  mutable std::vector<LinearInput> fp8_linears_;
 };
 
 }  // namespace dsv3::app

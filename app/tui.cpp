@@ -30,13 +30,15 @@ const std::vector<viz::KeyHelp>& key_table() {
       {"↑ ↓  k j", "select the layer shown in detail"},
       {"[ ]", "select the previous / next expert"},
       {"Tab S-Tab", "next / previous panel"},
-      {"1 … 6", "Routing, Expert load, KV cache, Attention, Pipeline, Logits"},
+      {"1 … 8", "Routing, Load, KV, Attention, Pipeline, Logits, MTP, FP8"},
       {"g", "generate 16 tokens (any key stops; :generate N for more)"},
       {"a", "toggle attention: absorbed (caches c^KV, k^R) / naive (K, V)"},
+      {"b  + -", "Load: balancing on/off, γ up/down (MTP panel: + - draft depth)"},
+      {"m", "MTP: one speculative step (draft, verify in one pass, accept)"},
+      {", . < > s", "Pipeline: time cursor ±1 / ±10, next schedule; FP8: , . linear"},
       {":", "command prompt: Tab completes, ↑↓ history, `help`"},
       {"/", "find text in the tokens and jump there"},
-      {"? F1", "this help"},
-      {"Esc", "close help, output or prompt"},
+      {"? F1  Esc", "this help; Esc closes help, output or prompt"},
       {"mouse", "click a tab, a token, a layer or an expert"},
       {"q Ctrl-C", "quit"},
   };
@@ -174,6 +176,8 @@ class Tui {
   }
   bool progress(int done, int total);
   std::string hints() const;
+  void adjust(int dir);         // + / -: γ (Load panel) or draft depth (MTP panel)
+  void move_in_panel(int key);  // , . < >: pipeline time cursor or FP8 linear
 
   Session& s_;
   viz::ScreenState st_;
@@ -243,7 +247,18 @@ void Tui::blit(const viz::Canvas& c) {
 std::string Tui::hints() const {
   if (st_.help) return "Esc close";
   if (st_.popup) return "↑↓ scroll · Esc close";
-  return "→ step  ← back  ↑↓ layer  Tab panel  : cmd  ? help  q quit";
+  switch (st_.active) {
+    case viz::Panel::kLoad:
+      return "b balancing  + - γ  → step  Tab panel  ? help  q quit";
+    case viz::Panel::kPipeline:
+      return ", . < > time  s schedule  Tab panel  ? help  q quit";
+    case viz::Panel::kMtp:
+      return "m spec step  + - depth  Tab panel  ? help  q quit";
+    case viz::Panel::kFp8:
+      return ", . linear  ↑↓ layer  ←→ token  ? help  q quit";
+    default:
+      return "→ step  ← back  ↑↓ layer  Tab panel  : cmd  ? help  q quit";
+  }
 }
 
 void Tui::draw() {
@@ -463,6 +478,53 @@ void Tui::handle_mouse() {
   }
 }
 
+// γ in a 1-2-5 series from 1e-4 to 0.5.
+double next_gamma(double g, int dir) {
+  std::vector<double> series;
+  for (double d = 1e-4; d < 1; d *= 10)
+    for (double m : {1.0, 2.0, 5.0}) series.push_back(d * m);
+  if (dir > 0) {
+    for (double x : series)
+      if (x > g * 1.0001) return x;
+    return series.back();
+  }
+  for (auto it = series.rbegin(); it != series.rend(); ++it)
+    if (*it < g * 0.9999) return *it;
+  return series.front();
+}
+
+void Tui::adjust(int dir) {
+  if (st_.active == viz::Panel::kMtp) {
+    int d = std::clamp(s_.settings().mtp_depth + dir, 1, 8);
+    s_.settings().mtp_depth = d;
+    say(fmt::format("draft depth D = {} (the next speculative step starts afresh)", d));
+    return;
+  }
+  if (st_.active != viz::Panel::kLoad) {
+    say("+ - change γ on the Load panel (2) and the draft depth on the MTP panel (7)");
+    return;
+  }
+  s_.set_gamma(next_gamma(s_.gamma(), dir));
+  say(fmt::format("γ = {:g}{}", s_.gamma(), s_.balancing() ? "" : " (balancing is off: b)"));
+}
+
+void Tui::move_in_panel(int key) {
+  if (st_.active == viz::Panel::kPipeline) {
+    double step = (key == '<' || key == '>') ? 10 : 1;
+    s_.move_pipeline_time((key == ',' || key == '<') ? -step : step);
+    return;
+  }
+  if (st_.active == viz::Panel::kFp8) {
+    int n = static_cast<int>(s_.fp8_linears().size());
+    if (n == 0) return;
+    int i = std::clamp(s_.settings().fp8_linear, 0, n - 1) + ((key == ',' || key == '<') ? -1 : 1);
+    s_.settings().fp8_linear = (i + n) % n;
+    say(s_.fp8_linears()[s_.settings().fp8_linear].name);
+    return;
+  }
+  say(", . < > move the time cursor on the Pipeline panel (5) and pick a linear on FP8 (8)");
+}
+
 bool Tui::handle_input_key(wint_t key, bool fn) {
   if ((!fn && key == 27) || (!fn && key == 7)) {  // Esc, Ctrl-G
     mode_ = Mode::kNormal;
@@ -633,6 +695,40 @@ bool Tui::handle_key(wint_t key, bool fn) {
       say(fmt::format("generated {} tokens", n));
       break;
     }
+    case 'b':
+      s_.set_balancing(!s_.balancing());
+      say(s_.balancing() ? fmt::format("balancing on: every new token moves the biases by γ = {:g}",
+                                       s_.gamma())
+                         : "balancing off: the biases stay as they are");
+      break;
+    case 'm': {
+      st_.active = viz::Panel::kMtp;
+      int n = s_.mtp_step();
+      const auto& st = s_.speculative()->stats();
+      say(fmt::format("speculative step: +{} token{} · {:.2f} tokens per main-model pass so far", n,
+                      n == 1 ? "" : "s", st.tokens_per_step()));
+      break;
+    }
+    case '+':
+    case '=':
+    case '-':
+      adjust(key == '-' ? -1 : 1);
+      break;
+    case ',':
+    case '.':
+    case '<':
+    case '>':
+      move_in_panel(key);
+      break;
+    case 's':
+      if (st_.active == viz::Panel::kPipeline) {
+        std::string name = s_.cycle_schedule(1);
+        if (s_.settings().pipeline_time >= 0) s_.move_pipeline_time(0);  // clamp to the makespan
+        say(fmt::format("schedule: {} (makespan {:g})", name, s_.pipeline_makespan()));
+      } else {
+        say("s switches the schedule on the Pipeline panel (5)");
+      }
+      break;
     default:
       if (key >= '1' && key < '1' + viz::kPanelCount)
         st_.active = static_cast<viz::Panel>(key - '1');

@@ -117,17 +117,11 @@ Canvas logits_panel(const ExplorerView& v, int w, int h) {
   return finish(c, h);
 }
 
-Canvas pipeline_placeholder(int w, int h) {
-  Canvas c(w, h > 0 ? h : 6);
-  int y = 0;
-  st::text_clip(c, 0, y++, "DualPipe / 1F1B pipeline timeline", w, st::kBold);
-  ++y;
-  st::text_clip(c, 0, y++,
-                "The pipeline simulator (reference/pipeline) is not part of this build yet.", w,
-                st::kPlain);
-  st::text_clip(c, 0, y++, "When it is, this panel shows the schedule's timeline and its bubbles.",
-                w, st::kDim);
-  st::text_clip(c, 0, y++, "Meanwhile: `dsv3 pipeline --help` on the command line.", w, st::kDim);
+Canvas unavailable_panel(const std::string& what, int w, int h) {
+  Canvas c(w, h > 0 ? h : 1);
+  st::text_clip(c, 0, 0,
+                fmt::format("The {} panel needs a session (the explorer, `dsv3 repl`).", what), w,
+                st::kDim);
   return finish(c, h);
 }
 

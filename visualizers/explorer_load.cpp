@@ -55,6 +55,14 @@ Canvas load_panel(const ExplorerView& v, int w, int h, std::vector<Hit>* hits) {
                   v.cursor + 1, v.cursor, cfg.num_experts_per_tok, cfg.n_routed_experts),
       w, st::kBold);
   int y = 1;
+  // The live balancing toggle (§2.1.2): b_i += γ·sign(c̄ − c_i) after every computed token.
+  std::string bal =
+      v.balancing
+          ? fmt::format("balancing ON · γ = {:g} · {} bias update{} · b off, + - γ", v.gamma,
+                        v.bias_updates, v.bias_updates == 1 ? "" : "s")
+          : fmt::format("balancing off · b: b_i += γ·sign(c̄ − c_i) per token · γ = {:g} (+ -)",
+                        v.gamma);
+  st::text_clip(c, 0, y++, bal, w, v.balancing ? st::kGood : st::kDim);
   c.text(0, y, "layer", st::kLabel);
   c.text(k.label_w, y, "tokens per expert (bar height)", st::kLabel);
   c.text(w - 7, y, "MaxVio", st::kLabel);

@@ -40,8 +40,9 @@ std::vector<KvForm> kv_forms(const model::Config& c);
 
 // 4. Attention: each head's softmax weights over past positions for the selected layer.
 Canvas attention_panel(const ExplorerView& v, int w, int h);
-// 5. Pipeline: until reference/pipeline lands, a placeholder saying how to get there.
-Canvas pipeline_placeholder(int w, int h);
+// 5. Pipeline, 7. MTP and 8. FP8 are drawn by the session (ExplorerView::pipeline_panel, ...);
+// a view without them (a bare view in tests) gets this one-line note instead.
+Canvas unavailable_panel(const std::string& what, int w, int h);
 // 6. Logits: the most probable next tokens.
 Canvas logits_panel(const ExplorerView& v, int w, int h);
 

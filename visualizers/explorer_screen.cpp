@@ -47,9 +47,14 @@ void framed_panel(Canvas& screen, std::vector<Hit>& hits, const ExplorerView& v,
 Canvas tab_bar(Panel active, int w, std::vector<Hit>* hits) {
   Canvas c(w, 1);
   c.fill(0, 0, w, 1, U' ', st::kTab);
+  int full = 1;
+  for (int i = 0; i < kPanelCount; ++i)
+    full += display_width(fmt::format(" {} {} ", i + 1, panel_title(static_cast<Panel>(i)))) + 1;
+  bool shrt = full > w;
   int x = 1;
   for (int i = 0; i < kPanelCount; ++i) {
-    std::string t = fmt::format(" {} {} ", i + 1, panel_title(static_cast<Panel>(i)));
+    auto p = static_cast<Panel>(i);
+    std::string t = fmt::format(" {} {} ", i + 1, shrt ? panel_short_title(p) : panel_title(p));
     int start = x;
     x = c.text(x, 0, t, i == static_cast<int>(active) ? st::kTabActive : st::kTab);
     if (hits) hits->push_back(Hit{start, 0, x - start, 1, Hit::kTab, i});
@@ -113,8 +118,29 @@ const char* panel_title(Panel p) {
       return "Pipeline";
     case Panel::kLogits:
       return "Logits";
+    case Panel::kMtp:
+      return "MTP";
+    case Panel::kFp8:
+      return "FP8";
   }
   return "?";
+}
+
+const char* panel_short_title(Panel p) {
+  switch (p) {
+    case Panel::kRouting:
+      return "Route";
+    case Panel::kLoad:
+      return "Load";
+    case Panel::kKv:
+      return "KV";
+    case Panel::kAttention:
+      return "Attn";
+    case Panel::kPipeline:
+      return "Pipe";
+    default:
+      return panel_title(p);
+  }
 }
 
 Canvas panel_canvas(const ExplorerView& v, Panel p, const model::Config* real, int w, int h,
@@ -129,9 +155,13 @@ Canvas panel_canvas(const ExplorerView& v, Panel p, const model::Config* real, i
     case Panel::kAttention:
       return attention_panel(v, w, h);
     case Panel::kPipeline:
-      return v.pipeline_panel ? v.pipeline_panel(w, h) : pipeline_placeholder(w, h);
+      return v.pipeline_panel ? v.pipeline_panel(w, h) : unavailable_panel("pipeline", w, h);
     case Panel::kLogits:
       return logits_panel(v, w, h);
+    case Panel::kMtp:
+      return v.mtp_panel ? v.mtp_panel(w, h) : unavailable_panel("MTP", w, h);
+    case Panel::kFp8:
+      return v.fp8_panel ? v.fp8_panel(w, h) : unavailable_panel("FP8", w, h);
   }
   return Canvas(w, std::max(h, 1));
 }

@@ -34,8 +34,15 @@ struct ExplorerView {
   std::vector<std::vector<float>> bias;  // b_i per layer ([] for dense layers)
   int64_t kv_bytes_per_element = 4;      // the explorer's cache holds float32
   std::function<std::string(int32_t)> describe_token;  // id -> display text (the tokenizer's)
-  // Panels other modules provide (pipeline timeline, ...); empty -> a placeholder is drawn.
+  // Live loss-free balancing (the expert-load panel's toggle): on/off, γ, updates so far.
+  bool balancing = false;
+  double gamma = 0;
+  int64_t bias_updates = 0;
+  std::vector<double> balance_history;  // mean MaxVio_batch per bias update
+  // Panels other modules provide (pipeline timeline, MTP, FP8); empty -> a placeholder is drawn.
   std::function<Canvas(int w, int h)> pipeline_panel;
+  std::function<Canvas(int w, int h)> mtp_panel;
+  std::function<Canvas(int w, int h)> fp8_panel;
 
   bool has_trace() const { return traces && cursor >= 0 && cursor < (int)traces->size(); }
   const model::TokenTrace& trace() const { return (*traces)[cursor]; }

@@ -203,7 +203,7 @@ Canvas draw_pipeline_timeline(const pipeline::SimResult& r, const PipelineTimeli
   if (o.bars) {
     int bx = bars_x;
     c.text(bx, axis_y, "bubble", dim);
-    c.text(bx + 15, axis_y, o.cursor ? "activations now" : "peak activations", dim);
+    c.text(bx + 15, axis_y, o.cursor ? "act. now" : "act. peak", dim);
   }
 
   if (o.legend) {

@@ -152,6 +152,44 @@ TEST(Explorer, PanelsSteppingHelpCommandResizeAndQuit) {
   EXPECT_EQ(t.screen().find("dsv3 explorer"), std::string::npos) << t.screen();
 }
 
+TEST(Explorer, LivePanelsBalancingPipelineMtpAndFp8) {
+  if (!have_tmux()) GTEST_SKIP() << "tmux not installed";
+  Tmux t(kBin + " explore --prompt 'Hello MoE'");
+  ASSERT_TRUE(t.wait_for("dsv3 explorer")) << t.screen();
+  // Load panel: b turns balancing on, + raises γ, stepping updates the biases.
+  t.keys("2");
+  ASSERT_TRUE(t.wait_for("balancing off")) << t.screen();
+  t.keys("b");
+  ASSERT_TRUE(t.wait_for("balancing ON · γ = 0.01 · 0 bias updates")) << t.screen();
+  t.keys("+");
+  ASSERT_TRUE(t.wait_for("γ = 0.02")) << t.screen();
+  t.keys("Right");
+  t.keys("Right");
+  ASSERT_TRUE(t.wait_for("2 bias updates")) << t.screen();
+  // Pipeline panel: the time cursor moves, s switches the schedule.
+  t.keys("5");
+  ASSERT_TRUE(t.wait_for("no time cursor")) << t.screen();
+  t.keys(".");
+  t.type(">");
+  ASSERT_TRUE(t.wait_for("time 10 of 66")) << t.screen();
+  t.keys("s");
+  ASSERT_TRUE(t.wait_for("schedule: dualpipev")) << t.screen();
+  EXPECT_NE(t.screen().find("DualPipeV"), std::string::npos) << t.screen();
+  // MTP panel: m runs a speculative step from any panel and shows its drafts.
+  t.keys("m");
+  ASSERT_TRUE(t.wait_for("speculative step: +")) << t.screen();
+  EXPECT_NE(t.screen().find("7 MTP"), std::string::npos) << t.screen();
+  EXPECT_NE(t.screen().find("prefill"), std::string::npos) << t.screen();
+  // FP8 panel: , . pick the linear.
+  t.keys("8");
+  ASSERT_TRUE(t.wait_for("q_a_proj")) << t.screen();
+  t.keys(".");
+  ASSERT_TRUE(t.wait_for("linear 2 of")) << t.screen();
+  EXPECT_NE(t.screen().find("q_b_proj"), std::string::npos) << t.screen();
+  t.keys("q");
+  ASSERT_TRUE(t.wait_for("EXIT=0")) << t.screen();
+}
+
 TEST(Explorer, CtrlCRestoresTheTerminal) {
   if (!have_tmux()) GTEST_SKIP() << "tmux not installed";
   Tmux t(kBin + " explore");
