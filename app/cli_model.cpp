@@ -91,10 +91,9 @@ void run_forward(const ForwardArgs& a) {
   model::Model m = load_model(a.model, a.seed);
   std::vector<int32_t> ids = prompt_ids(m, "", a.ids);
   const bool fp8 = a.precision == "fp8";
-  // The absorbed form folds kv_b_proj into the attention products, so it never runs as a
-  // linear layer; FP8 mode therefore uses the naive form, where every projection is a GEMM.
-  if (fp8 && a.attn == "absorbed")
-    throw UsageError("--precision fp8 runs kv_b_proj as an FP8 GEMM, which needs --attn naive");
+  // FP8 mode: the naive form runs kv_b_proj as an FP8 GEMM like every other projection; the
+  // absorbed form folds it into the attention products, so there it is used dequantized from
+  // its FP8 blocks, as DeepSeek's absorb path does (model_spec §5.4). Default: naive.
   model::AttnImpl impl =
       model::parse_attn_impl(a.attn.empty() ? (fp8 ? "naive" : "absorbed") : a.attn);
   auto cache = m.new_cache(impl);
@@ -106,6 +105,7 @@ void run_forward(const ForwardArgs& a) {
   if (fp8) {
     try {
       opt.linear = fp8::make_forward_hook(a.accum, a.promote, a.model);
+      opt.absorbed_weight = fp8::make_absorbed_weight_hook(a.accum, a.promote, a.model);
     } catch (const std::invalid_argument& e) {
       throw UsageError(e.what());
     }

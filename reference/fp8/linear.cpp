@@ -141,6 +141,17 @@ LinearHook make_forward_hook(const std::string& accum, int promote, const std::s
   return make_linear_hook(o, std::move(ckpt));
 }
 
+std::function<Mat(const Mat& w, const std::string& name)> make_absorbed_weight_hook(
+    const std::string& accum, int promote, const std::string& model) {
+  const Fp8LinearOptions o = forward_options(accum, promote);
+  std::shared_ptr<const io::Checkpoint> ckpt;
+  if (!model.empty() && std::filesystem::is_directory(model))
+    ckpt = std::make_shared<io::Checkpoint>(model);
+  auto lin = std::make_shared<Fp8Linear>(o, std::move(ckpt));
+  return
+      [lin](const Mat& w, const std::string& name) { return lin->weight(w, name)->dequantize(); };
+}
+
 std::vector<PrecisionMode> default_precision_modes() {
   std::vector<PrecisionMode> m;
   auto add = [&](std::string label, Accum a, int promote, Scaling s) {

@@ -75,6 +75,12 @@ LinearHook make_linear_hook(const Fp8LinearOptions& opt = {},
 LinearHook make_forward_hook(const std::string& accum = "h100", int promote = kTile,
                              const std::string& model = "");
 
+// For model::ForwardOptions::absorbed_weight in FP8 mode: the weight as the FP8 GEMMs see it,
+// dequantized (the checkpoint's own FP8 codes when `model` stores them; else w quantized in
+// 128x128 blocks, or per tensor when promote is 0, exactly as make_forward_hook quantizes it).
+std::function<Mat(const Mat& w, const std::string& name)> make_absorbed_weight_hook(
+    const std::string& accum = "h100", int promote = kTile, const std::string& model = "");
+
 // Options for one accumulation choice as make_forward_hook interprets it.
 Fp8LinearOptions forward_options(const std::string& accum, int promote);
 

@@ -114,7 +114,10 @@ Mat mla(const Ctx& ctx, const AttentionWeights& w, const Mat& x, int64_t p0, KVC
   }
 
   // Kv_b split per head: rows [h*(dn+dv), +dn) are W^{UK}_h, the next dv rows W^{UV}_h.
-  const Mat& wkvb = w.kv_b_proj;  // [H*(dn+dv), dc]
+  Mat folded;  // FP8 mode, absorbed form: the weight as its FP8 blocks dequantize
+  if (impl == AttnImpl::kAbsorbed && ctx.opt.absorbed_weight)
+    folded = ctx.opt.absorbed_weight(w.kv_b_proj, ctx.prefix + "self_attn.kv_b_proj.weight");
+  const Mat& wkvb = folded.size() ? folded : w.kv_b_proj;  // [H*(dn+dv), dc]
   if (impl == AttnImpl::kNaive) {
     // eq. (2), (4), (5): materialise k_h = [k^C_h; k^R] and v_h for every head and cache them.
     Mat kvb = ctx.linear(ckv, wkvb, "self_attn.kv_b_proj.weight");  // [T, H*(dn+dv)]

@@ -28,6 +28,11 @@ struct ForwardOptions {
   // tensor name, e.g. "model.layers.3.mlp.experts.5.up_proj.weight". Embedding, head,
   // router, norms and attention scores never go through it.
   std::function<Mat(const Mat& x, const Mat& w, const std::string& name)> linear;
+  // The absorbed attention form folds kv_b_proj into the query and output products instead of
+  // running it as a GEMM. When set, it folds the matrix this returns for the weight (name as
+  // above): FP8 mode returns dequant(quant(W^{UKV})) in 128x128 blocks, as DeepSeek's absorb
+  // path dequantizes wkv_b before its einsums (model_spec §5.4).
+  std::function<Mat(const Mat& w, const std::string& name)> absorbed_weight;
 };
 
 // RMSNorm of each row of x [T, d] with the learned weight [d] (eps from the config).

@@ -168,3 +168,42 @@ TEST(Fp8Linear, CompareLogitsMetrics) {
 
 }  // namespace
 }  // namespace dsv3::fp8
+
+namespace dsv3::fp8 {
+namespace {
+
+// The absorbed form in FP8 mode is the naive form with kv_b_proj run in float32 on its
+// dequantized FP8 weight: the same products, reassociated (W^{UK} folded into the query, W^{UV}
+// applied after the attention sum).
+TEST(Fp8Absorbed, FoldsTheDequantizedWeightExactlyAsNaiveWouldMultiplyIt) {
+  const model::Model m = model::Model::load(kTinyDir);
+  const std::vector<int32_t> ids = {0, 17, 250, 3, 99, 402, 7, 64};
+  LinearHook fp8 = make_forward_hook("h100", 128);
+  auto deq = make_absorbed_weight_hook("h100", 128);
+  model::ForwardOptions naive_opt;
+  naive_opt.linear = [&](const Mat& x, const Mat& w, const std::string& n) {
+    if (n.find("kv_b_proj") != std::string::npos) return model::matmul_wt(x, deq(w, n));
+    return fp8(x, w, n);
+  };
+  model::ForwardOptions abs_opt;
+  abs_opt.linear = fp8;
+  abs_opt.absorbed_weight = deq;
+  auto cn = m.new_cache(model::AttnImpl::kNaive), ca = m.new_cache(model::AttnImpl::kAbsorbed);
+  const Mat ln = m.forward(ids, cn, naive_opt), la = m.forward(ids, ca, abs_opt);
+  EXPECT_LT((la - ln).norm() / ln.norm(), 1e-5f);
+  // Without the hook the absorbed form would fold the float32 weight: a different result.
+  model::ForwardOptions float_fold;
+  float_fold.linear = fp8;
+  auto cf = m.new_cache(model::AttnImpl::kAbsorbed);
+  const Mat lf = m.forward(ids, cf, float_fold);
+  EXPECT_GT((lf - la).norm() / la.norm(), 1e-5f);
+  // The hook returns the FP8 blocks' values: every element is an E4M3 code times its scale.
+  const Mat& w = m.weights().layers[1].attn.kv_b_proj;
+  const Mat d = deq(w, "model.layers.1.self_attn.kv_b_proj.weight");
+  ASSERT_EQ(d.rows(), w.rows());
+  EXPECT_GT((d - w).norm(), 0.0f);
+  EXPECT_LT((d - w).norm() / w.norm(), 0.05f);
+}
+
+}  // namespace
+}  // namespace dsv3::fp8

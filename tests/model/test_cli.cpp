@@ -112,7 +112,19 @@ TEST(Cli, ForwardInFp8MovesTheLogitsALittle) {
   float rel = (la - lb).norm() / la.norm();
   EXPECT_GT(rel, 1e-4f);  // FP8 really ran
   EXPECT_LT(rel, 0.6f);   // and stayed close to float32
-  EXPECT_EQ(run("forward --model tiny --ids 0,5 --precision fp8 --attn absorbed").status, 2);
+  // The absorbed form in FP8 folds kv_b_proj dequantized from its FP8 blocks: as far from float32
+  // as the naive FP8 run (which also quantizes kv_b_proj's input), and different from both.
+  const std::string fa = f8 + ".absorbed";
+  r = run("forward --model tiny --precision fp8 --attn absorbed --ids " + ids + " --dump " + fa);
+  ASSERT_EQ(r.status, 0) << r.out;
+  {
+    io::SafetensorsFile c(fa);
+    Mat lc = testing::golden_matrix(c, "logits");
+    EXPECT_GT((lc - la).norm() / la.norm(), 1e-4f);
+    EXPECT_LT((lc - la).norm() / la.norm(), 0.6f);
+    EXPECT_GT((lc - lb).norm() / lb.norm(), 1e-4f);
+  }
+  std::filesystem::remove(fa);
   EXPECT_EQ(run("forward --model tiny --ids 0,5 --precision fp8 --promote 7").status, 2);
   std::filesystem::remove(f32);
   std::filesystem::remove(f8);
