@@ -184,6 +184,7 @@ class Tui {
   std::vector<viz::Hit> hits_;
   Mode mode_ = Mode::kNormal;
   std::string input_;
+  size_t pos_ = 0;  // the cursor in input_ (a byte offset at a character boundary)
   std::vector<std::string> history_;
   size_t history_pos_ = 0;
   std::string colour_ = "mono";
@@ -278,7 +279,9 @@ void Tui::draw() {
   st_.keys = &key_table();
   st_.real = s_.real_config();
   st_.input = mode_ == Mode::kNormal ? "" : (mode_ == Mode::kCommand ? ":" : "/") + input_;
-  st_.input_cursor = viz::display_width(st_.input);
+  st_.input_cursor = mode_ == Mode::kNormal
+                         ? 0
+                         : 1 + viz::display_width(input_.substr(0, std::min(pos_, input_.size())));
   viz::ExplorerView v = s_.view();
   viz::Screen screen = viz::compose_screen(v, st_, COLS, LINES);
   too_small_ = COLS < viz::kMinWidth || LINES < viz::kMinHeight;
@@ -525,10 +528,29 @@ void Tui::move_in_panel(int key) {
   say(", . < > move the time cursor on the Pipeline panel (5) and pick a linear on FP8 (8)");
 }
 
+namespace {
+// UTF-8 character boundaries around byte offset i of s.
+size_t prev_char(const std::string& s, size_t i) {
+  if (i == 0) return 0;
+  --i;
+  while (i > 0 && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) --i;
+  return i;
+}
+size_t next_char(const std::string& s, size_t i) {
+  if (i >= s.size()) return s.size();
+  ++i;
+  while (i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) ++i;
+  return i;
+}
+}  // namespace
+
+// The `:` and `/` line: an editable line with a cursor (readline's basic keys).
 bool Tui::handle_input_key(wint_t key, bool fn) {
+  pos_ = std::min(pos_, input_.size());
   if ((!fn && key == 27) || (!fn && key == 7)) {  // Esc, Ctrl-G
     mode_ = Mode::kNormal;
     input_.clear();
+    pos_ = 0;
     return true;
   }
   if ((!fn && (key == '\r' || key == '\n')) || (fn && key == KEY_ENTER)) {
@@ -536,6 +558,7 @@ bool Tui::handle_input_key(wint_t key, bool fn) {
     Mode m = mode_;
     mode_ = Mode::kNormal;
     input_.clear();
+    pos_ = 0;
     history_pos_ = history_.size() + 1;
     if (m == Mode::kCommand)
       run_command(line);
@@ -548,23 +571,55 @@ bool Tui::handle_input_key(wint_t key, bool fn) {
       mode_ = Mode::kNormal;
       return true;
     }
-    // Drop one UTF-8 character.
-    size_t i = input_.size() - 1;
-    while (i > 0 && (static_cast<unsigned char>(input_[i]) & 0xC0) == 0x80) --i;
-    input_.resize(i);
+    size_t from = prev_char(input_, pos_);  // the character before the cursor
+    input_.erase(from, pos_ - from);
+    pos_ = from;
     return true;
   }
-  if (!fn && key == 21) {  // Ctrl-U
-    input_.clear();
+  if ((fn && key == KEY_DC) || (!fn && key == 4 && !input_.empty())) {  // Delete, Ctrl-D
+    input_.erase(pos_, next_char(input_, pos_) - pos_);
     return true;
   }
-  if (!fn && key == 23) {  // Ctrl-W: delete a word
-    while (!input_.empty() && input_.back() == ' ') input_.pop_back();
-    while (!input_.empty() && input_.back() != ' ') input_.pop_back();
+  if (fn && key == KEY_LEFT) {
+    pos_ = prev_char(input_, pos_);
+    return true;
+  }
+  if (fn && key == KEY_RIGHT) {
+    pos_ = next_char(input_, pos_);
+    return true;
+  }
+  if ((fn && key == KEY_HOME) || (!fn && key == 1)) {  // Home, Ctrl-A
+    pos_ = 0;
+    return true;
+  }
+  if ((fn && key == KEY_END) || (!fn && key == 5)) {  // End, Ctrl-E
+    pos_ = input_.size();
+    return true;
+  }
+  if (!fn && key == 21) {  // Ctrl-U: delete before the cursor
+    input_.erase(0, pos_);
+    pos_ = 0;
+    return true;
+  }
+  if (!fn && key == 11) {  // Ctrl-K: delete from the cursor on
+    input_.resize(pos_);
+    return true;
+  }
+  if (!fn && key == 23) {  // Ctrl-W: delete the word before the cursor
+    size_t from = pos_;
+    while (from > 0 && input_[from - 1] == ' ') --from;
+    while (from > 0 && input_[from - 1] != ' ') --from;
+    input_.erase(from, pos_ - from);
+    pos_ = from;
     return true;
   }
   if (!fn && key == '\t') {
+    // Completion works on the text before the cursor; what follows it is kept.
+    std::string tail = input_.substr(pos_);
+    input_.resize(pos_);
     complete_input();
+    pos_ = input_.size();
+    input_ += tail;
     return true;
   }
   if (fn && (key == KEY_UP || key == KEY_DOWN) && mode_ == Mode::kCommand && !history_.empty()) {
@@ -572,10 +627,13 @@ bool Tui::handle_input_key(wint_t key, bool fn) {
     if (key == KEY_UP && history_pos_ > 0) --history_pos_;
     if (key == KEY_DOWN && history_pos_ < history_.size()) ++history_pos_;
     input_ = history_pos_ < history_.size() ? history_[history_pos_] : "";
+    pos_ = input_.size();
     return true;
   }
   if (!fn && key >= 32) {
-    input_ += viz::utf8_encode(static_cast<char32_t>(key));
+    std::string ch = viz::utf8_encode(static_cast<char32_t>(key));
+    input_.insert(pos_, ch);
+    pos_ += ch.size();
     return true;
   }
   return true;
@@ -610,6 +668,8 @@ bool Tui::handle_key(wint_t key, bool fn) {
     else if (!fn && key == ':') {
       st_.popup.reset();
       mode_ = Mode::kCommand;
+      input_.clear();
+      pos_ = 0;
     } else
       st_.popup.reset();
     return true;
@@ -678,11 +738,13 @@ bool Tui::handle_key(wint_t key, bool fn) {
     case ':':
       mode_ = Mode::kCommand;
       input_.clear();
+      pos_ = 0;
       history_pos_ = history_.size();
       break;
     case '/':
       mode_ = Mode::kFind;
       input_.clear();
+      pos_ = 0;
       break;
     case 'a':
       s_.set_attn(s_.attn() == model::AttnImpl::kAbsorbed ? model::AttnImpl::kNaive

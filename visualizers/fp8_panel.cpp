@@ -91,7 +91,16 @@ Canvas draw_fp8_panel(const fp8::LayerFp8View& v, int width, int height) {
          st);
   }
   if (v.in_features <= 128) {
-    line("K <= 128: one promotion block, so N_C changes nothing here", kDimmed);
+    line(fmt::format("K = {} <= 128: one promotion block, so N_C changes nothing here; "
+                     "`load small` (K = 1024) or `fp8-accum` (K = 4096) shows it",
+                     v.in_features),
+         kDimmed);
+  } else {
+    line(
+        fmt::format("K = {}: the tensor cores keep 13 fraction bits per chain; promotion adds each "
+                    "N_C-element partial sum to FP32 ({} blocks of 128)",
+                    v.in_features, (v.in_features + 127) / 128),
+        kDimmed);
   }
   return c;
 }

@@ -190,6 +190,34 @@ TEST(Explorer, LivePanelsBalancingPipelineMtpAndFp8) {
   ASSERT_TRUE(t.wait_for("EXIT=0")) << t.screen();
 }
 
+TEST(Explorer, CommandLineEditsAtTheCursor) {
+  if (!have_tmux()) GTEST_SKIP() << "tmux not installed";
+  Tmux t(kBin + " explore --prompt 'Hello MoE'");
+  ASSERT_TRUE(t.wait_for("dsv3 explorer")) << t.screen();
+  // ":ste 2", two characters left, insert "p": ":step 2".
+  t.type(":ste 2");
+  ASSERT_TRUE(t.wait_for(":ste 2")) << t.screen();
+  t.keys("Left");
+  t.keys("Left");
+  t.type("p");
+  ASSERT_TRUE(t.wait_for(":step 2")) << t.screen();
+  t.keys("Enter");
+  ASSERT_TRUE(t.wait_for("pos 11/11")) << t.screen();
+  // Ctrl-A, a typo fixed with Delete, Ctrl-E, Ctrl-W.
+  t.type(":xback 1");
+  t.keys("C-a");
+  t.keys("DC");
+  ASSERT_TRUE(t.wait_for(":back 1")) << t.screen();
+  t.keys("C-e");
+  t.keys("C-w");
+  ASSERT_TRUE(t.wait_for(":back 1", false)) << t.screen();  // (capture-pane trims the space)
+  t.type("2");
+  t.keys("Enter");
+  ASSERT_TRUE(t.wait_for("pos 9/11")) << t.screen();
+  t.keys("q");
+  ASSERT_TRUE(t.wait_for("EXIT=0")) << t.screen();
+}
+
 TEST(Explorer, CtrlCRestoresTheTerminal) {
   if (!have_tmux()) GTEST_SKIP() << "tmux not installed";
   Tmux t(kBin + " explore");
