@@ -505,7 +505,7 @@ fp8::LayerFp8View Session::fp8_view() const {
 
 viz::Canvas Session::fp8_canvas(int w, int h) const {
   namespace st = viz::style;
-  viz::Canvas c(w, h > 0 ? h : 24);
+  viz::Canvas c(w, h > 0 ? h : 40);
   const auto& lin = fp8_linears();
   if (lin.empty()) {
     st::text_clip(c, 0, 0, "No token computed yet: press → or type `step`.", w, st::kDim);
@@ -518,7 +518,7 @@ viz::Canvas Session::fp8_canvas(int w, int h) const {
                             cursor_, layer_, i + 1, lin.size()),
                 w, st::kLabel);
   fp8::LayerFp8View view = fp8::analyze_layer(lin[i].x, lin[i].w, lin[i].name);
-  viz::Canvas p = viz::draw_fp8_panel(view, w, std::max((h > 0 ? h : 24) - 1, 12));
+  viz::Canvas p = viz::draw_fp8_panel(view, w, std::max((h > 0 ? h : 40) - 1, 12));
   c.blit(p, 0, 1);
   return h > 0 ? c : st::crop_rows(c, st::used_rows(c));
 }

@@ -42,6 +42,27 @@ Canvas draw_fp8_panel(const fp8::LayerFp8View& v, int width, int height) {
        kDimmed);
   line(fmt::format("quantization error of x: {:.2e} (E4M3 step 2^-3)", v.quant_rel));
 
+  // Error per accumulation mode first: the point of the panel (why N_C = 128 matters).
+  line("accumulation       vs exact FP8   vs float32   bias", kTitle);
+  double worst = 0;
+  for (const auto& e : v.errors) worst = std::max(worst, e.accum_rel);
+  for (const auto& e : v.errors) {
+    const Style st = e.accum_rel >= worst && worst > 0 && v.errors.size() > 1 ? kBad : kGood;
+    line(fmt::format("  {:<17}{:>10.2e}   {:>10.2e}  {:+.1e}", e.label, e.accum_rel, e.total_rel,
+                     e.mean_signed),
+         st);
+  }
+  if (v.in_features <= 128) {
+    line(fmt::format("K = {} <= 128: one promotion block, so N_C changes nothing here",
+                     v.in_features),
+         kDimmed);
+    line("(`load small` has K = 1024; `fp8-accum` shows K = 4096)", kDimmed);
+  } else {
+    line(fmt::format("K = {} = {} blocks of 128: each tensor-core chain keeps 13 fraction bits;",
+                     v.in_features, (v.in_features + 127) / 128),
+         kDimmed);
+    line("promoting to FP32 every N_C elements keeps the error from growing with K", kDimmed);
+  }
   // Tile scales: one bar per tile, relative to the largest.
   line("activation tile scales  s = amax / 448", kTitle);
   const float smax =
@@ -80,28 +101,6 @@ Canvas draw_fp8_panel(const fp8::LayerFp8View& v, int width, int height) {
     ++y;
   }
 
-  // Error per accumulation mode.
-  line("accumulation       vs exact FP8   vs float32   bias", kTitle);
-  double worst = 0;
-  for (const auto& e : v.errors) worst = std::max(worst, e.accum_rel);
-  for (const auto& e : v.errors) {
-    const Style st = e.accum_rel >= worst && worst > 0 && v.errors.size() > 1 ? kBad : kGood;
-    line(fmt::format("  {:<17}{:>10.2e}   {:>10.2e}  {:+.1e}", e.label, e.accum_rel, e.total_rel,
-                     e.mean_signed),
-         st);
-  }
-  if (v.in_features <= 128) {
-    line(fmt::format("K = {} <= 128: one promotion block, so N_C changes nothing here; "
-                     "`load small` (K = 1024) or `fp8-accum` (K = 4096) shows it",
-                     v.in_features),
-         kDimmed);
-  } else {
-    line(
-        fmt::format("K = {}: the tensor cores keep 13 fraction bits per chain; promotion adds each "
-                    "N_C-element partial sum to FP32 ({} blocks of 128)",
-                    v.in_features, (v.in_features + 127) / 128),
-        kDimmed);
-  }
   return c;
 }
 
