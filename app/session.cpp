@@ -422,16 +422,15 @@ viz::Canvas Session::mtp_canvas(int w, int h) const {
     st::text_clip(c, 0, 1, "`load tiny` or `load tiny-yarn` for a model with one.", w, st::kDim);
     return h > 0 ? c : st::crop_rows(c, 2);
   }
-  st::text_clip(
-      c, 0, y++,
-      fmt::format("Speculative decoding, {} MTP module{} (§5.4.3) · D = {} · {}", mtp_modules(),
-                  mtp_modules() > 1 ? "s" : "", settings_.mtp_depth,
-                  greedy ? "greedy: accept d if d = argmax p" : "sampled: accept d w.p. p(d)"),
-      w, st::kBold);
+  st::text_clip(c, 0, y++,
+                fmt::format("Drafts from {} MTP module{} (§5.4.3) · D = {} · {}", mtp_modules(),
+                            mtp_modules() > 1 ? "s" : "", settings_.mtp_depth,
+                            greedy ? "greedy: accept d = argmax p" : "sampled: accept d w.p. p(d)"),
+                w, st::kBold);
   st::text_clip(c, 0, y++,
                 spec_agree_ >= 0 && spec_
-                    ? fmt::format("m step · + - D · stand-in drafts: the main model's token "
-                                  "w.p. {:g} (`mtp agree`)",
+                    ? fmt::format("m step · + - D · stand-in: a draft is the main model's "
+                                  "token w.p. {:g}",
                                   spec_agree_)
                     : "m: draft D tokens, verify them in ONE main-model pass, keep the accepted "
                       "ones · + - change D",
@@ -513,8 +512,8 @@ viz::Canvas Session::fp8_canvas(int w, int h) const {
   }
   int i = std::clamp(settings_.fp8_linear, 0, static_cast<int>(lin.size()) - 1);
   st::text_clip(c, 0, 0,
-                fmt::format("Token {} · layer {} · linear {} of {} (, . choose; ↑↓ layer; ←→ "
-                            "token) · FP8 GEMMs of Fig. 6",
+                fmt::format("Token {} · layer {} · linear {} of {} (, . choose · ↑↓ layer · ←→ "
+                            "token)",
                             cursor_, layer_, i + 1, lin.size()),
                 w, st::kLabel);
   fp8::LayerFp8View view = fp8::analyze_layer(lin[i].x, lin[i].w, lin[i].name);
