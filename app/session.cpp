@@ -257,15 +257,13 @@ viz::Canvas Session::pipeline_canvas(int w, int h) const {
     int y = t.height() + 1;
     std::string where =
         o.cursor ? fmt::format("time {:g} of {:g}", *o.cursor, r.makespan) : "no time cursor";
-    st::text_clip(c, 0, y++,
-                  fmt::format("{} · , . cursor ±1, < > ±10 · s next schedule · all schedules' "
-                              "bars on one scale",
-                              where),
-                  c.width(), st::kLabel);
     st::text_clip(
-        c, 0, y,
-        "`pipeline SCHEDULE RANKS MICRO [--time T]` changes it · `dsv3 pipeline compare`: Table 2",
-        c.width(), st::kDim);
+        c, 0, y++,
+        fmt::format("{} · , . ±1  < > ±10 · s: next schedule (bars share one scale)", where),
+        c.width(), st::kLabel);
+    st::text_clip(c, 0, y,
+                  "`pipeline SCHED RANKS MICRO --time T` · `dsv3 pipeline compare` (Table 2)",
+                  c.width(), st::kDim);
     pipeline_cached_ = std::move(c);
     pipeline_makespan_ = r.makespan;
     pipeline_key_ = key;
