@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "app/commands_util.h"
 #include "app/session.h"
 
 namespace dsv3::app {
@@ -416,6 +417,37 @@ std::string Registry::help(std::string_view name) const {
     out += "\n";
   }
   return out;
+}
+
+ArgSpec arg(std::string name, ArgKind kind, std::string help, std::string def, bool required,
+            std::vector<std::string> choices, int64_t lo, int64_t hi) {
+  ArgSpec a;
+  a.name = std::move(name);
+  a.kind = kind;
+  a.help = std::move(help);
+  a.def = std::move(def);
+  a.required = required;
+  a.choices = std::move(choices);
+  a.min = lo;
+  a.max = hi;
+  return a;
+}
+
+FlagSpec opt(std::string name, ArgKind kind, std::string help, std::vector<std::string> choices) {
+  FlagSpec f;
+  f.name = std::move(name);
+  f.kind = kind;
+  f.takes_value = true;
+  f.help = std::move(help);
+  f.choices = std::move(choices);
+  return f;
+}
+
+FlagSpec json_flag() {
+  FlagSpec f;
+  f.name = "json";
+  f.help = "machine-readable output (JSON)";
+  return f;
 }
 
 }  // namespace dsv3::app

@@ -31,10 +31,6 @@ const std::vector<std::string> kModelNames = {"tiny",    "small",   "tiny-yarn",
 const std::vector<std::string> kPanelNames = {"routing",  "load",   "kv",  "attention",
                                               "pipeline", "logits", "mtp", "fp8"};
 
-FlagSpec json_flag() {
-  return FlagSpec{"json", ArgKind::kWord, false, "machine-readable output (JSON)"};
-}
-
 Output text(std::string t) {
   Output o;
   o.text = std::move(t);

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
+#include "app/commands_util.h"
 #include "app/session.h"
 #include "reference/balance/metrics.h"
 #include "visualizers/balance_plot.h"
@@ -316,25 +317,8 @@ Output fp8_cmd(Session& s, const Args& a, const Context& ctx) {
 
 }  // namespace
 
-ArgSpec optional_arg(std::string name, ArgKind kind, std::string help,
-                     std::vector<std::string> choices = {}) {
-  ArgSpec a;
-  a.name = std::move(name);
-  a.kind = kind;
-  a.help = std::move(help);
-  a.choices = std::move(choices);
-  return a;
-}
-
-FlagSpec json_flag() {
-  FlagSpec f;
-  f.name = "json";
-  f.help = "machine-readable output (JSON)";
-  return f;
-}
-
 void add_explorer_commands(Registry& r) {
-  ArgSpec linear = optional_arg("LINEAR", ArgKind::kWord, "which linear layer");
+  ArgSpec linear = arg("LINEAR", ArgKind::kWord, "which linear layer");
   linear.complete = [](const Session& s) { return linear_names(s); };
   r.add({"balance",
          {"bal"},
@@ -343,9 +327,9 @@ void add_explorer_commands(Registry& r) {
          "moves each MoE layer's biases by b_i += γ·sign(c̄ − c_i) (§2.1.2). The biases steer\n"
          "selection only; gate weights stay the unbiased scores. `dsv3 balance model` runs it\n"
          "over a long token stream.",
-         {optional_arg("ACTION", ArgKind::kChoice, "on, off, toggle, gamma, reset or status",
-                       {"on", "off", "toggle", "gamma", "reset", "status"}),
-          optional_arg("VALUE", ArgKind::kWord, "γ for `gamma` (e.g. 0.01)")},
+         {arg("ACTION", ArgKind::kChoice, "on, off, toggle, gamma, reset or status", "", false,
+              {"on", "off", "toggle", "gamma", "reset", "status"}),
+          arg("VALUE", ArgKind::kWord, "γ for `gamma` (e.g. 0.01)")},
          {json_flag()},
          balance_cmd});
   r.add({"mtp",
@@ -356,10 +340,10 @@ void add_explorer_commands(Registry& r) {
          "the tokens plain stepping gives). `mtp depth D` sets D; `mtp agree P` makes each draft\n"
          "the main model's own token with probability P (random weights draft almost nothing\n"
          "right; this stands in for a trained module); `mtp reset` forgets the history.",
-         {optional_arg("ACTION", ArgKind::kChoice, "step, depth, agree, reset or status",
-                       {"step", "depth", "agree", "reset", "status"}),
-          optional_arg("VALUE", ArgKind::kWord,
-                       "steps (step), drafts per step (depth), probability or off (agree)")},
+         {arg("ACTION", ArgKind::kChoice, "step, depth, agree, reset or status", "", false,
+              {"step", "depth", "agree", "reset", "status"}),
+          arg("VALUE", ArgKind::kWord,
+              "steps (step), drafts per step (depth), probability or off (agree)")},
          {json_flag()},
          mtp_cmd});
   r.add({"fp8",

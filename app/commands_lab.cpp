@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "app/commands.h"
+#include "app/commands_util.h"
 #include "app/lesson_player.h"
 #include "app/session.h"
 #include "reference/accounting/accounting.h"
@@ -41,39 +42,6 @@ namespace {
 using nlohmann::json;
 
 // ---- declaration helpers ------------------------------------------------------------------
-
-ArgSpec arg(std::string name, ArgKind kind, std::string help, std::string def = {},
-            bool required = false, std::vector<std::string> choices = {}, int64_t lo = INT64_MIN,
-            int64_t hi = INT64_MAX) {
-  ArgSpec a;
-  a.name = std::move(name);
-  a.kind = kind;
-  a.help = std::move(help);
-  a.def = std::move(def);
-  a.required = required;
-  a.choices = std::move(choices);
-  a.min = lo;
-  a.max = hi;
-  return a;
-}
-
-FlagSpec opt(std::string name, ArgKind kind, std::string help,
-             std::vector<std::string> choices = {}) {
-  FlagSpec f;
-  f.name = std::move(name);
-  f.kind = kind;
-  f.takes_value = true;
-  f.help = std::move(help);
-  f.choices = std::move(choices);
-  return f;
-}
-
-FlagSpec json_flag() {
-  FlagSpec f;
-  f.name = "json";
-  f.help = "machine-readable output (JSON)";
-  return f;
-}
 
 const std::vector<std::string> kConfigs = {"v3-671b", "v2-236b", "v2-lite-16b",
                                            "tiny",    "small",   "tiny-yarn"};
@@ -412,15 +380,7 @@ Output mtp_spec(Session& s, const Args& a, const Context& ctx) {
     // A stand-in for a trained MTP module: the draft is the main model's own greedy token with
     // probability `agree` (deterministic per position), else whatever the module proposed.
     drafter.override_token = [truth, agree](int k, int64_t index, int32_t drafted) {
-      uint64_t h = static_cast<uint64_t>(index) * 0x9e3779b97f4a7c15ull +
-                   static_cast<uint64_t>(k) * 0xbf58476d1ce4e5b9ull;
-      h ^= h >> 31;
-      h *= 0x94d049bb133111ebull;
-      h ^= h >> 29;
-      double u = static_cast<double>(h >> 11) * 0x1.0p-53;
-      if (u < agree && index < static_cast<int64_t>(truth.size()))
-        return truth[static_cast<size_t>(index)];
-      return drafted;
+      return model::stand_in_draft(k, index, drafted, truth, agree);
     };
   }
   model::SpeculativeResult r = model::speculative_generate(s.model(), prompt, so, &drafter);

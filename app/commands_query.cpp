@@ -328,7 +328,7 @@ void add_query_commands(Registry& r) {
            [](const Session&) {
              return std::vector<std::string>{"tiny", "small", "v3-671b", "v2-236b", "v2-lite-16b"};
            }}},
-         {{"json", ArgKind::kWord, false, "machine-readable output (JSON)"}},
+         {json_flag()},
          info});
 
   r.add(
@@ -339,7 +339,7 @@ void add_query_commands(Registry& r) {
        "layer.L.router.{logits,scores,biased,group_scores,groups_kept,topk_idx,topk_weight};\n"
        "prefix token.T. for another position than the cursor.",
        {{"NAME", ArgKind::kWord, "tensor name", "", true, {}, INT64_MIN, INT64_MAX, tensor_names}},
-       {{"json", ArgKind::kWord, false, "machine-readable output (JSON)"}},
+       {json_flag()},
        show});
 
   r.add({"export",

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "app/commands.h"
 #include "reference/model/config.h"
@@ -10,6 +11,14 @@
 namespace dsv3::app {
 
 class Session;
+
+// Declaration helpers for the command tables (commands_*.cpp).
+ArgSpec arg(std::string name, ArgKind kind, std::string help, std::string def = {},
+            bool required = false, std::vector<std::string> choices = {}, int64_t lo = INT64_MIN,
+            int64_t hi = INT64_MAX);
+FlagSpec opt(std::string name, ArgKind kind, std::string help,
+             std::vector<std::string> choices = {});  // a flag that takes a value: --name V
+FlagSpec json_flag();                                 // --json: machine-readable output
 
 // 'x' for the token at a position, "?" when there is none.
 std::string quoted_piece(const Session& s, int position);

@@ -367,15 +367,7 @@ int Session::mtp_step() {
       // The draft predicting token `index` becomes the main model's greedy token there with
       // probability `agree`, decided by a hash of (index, depth) so that it is reproducible.
       drafter_->override_token = [this, agree](int k, int64_t index, int32_t drafted) {
-        uint64_t h = static_cast<uint64_t>(index) * 0x9e3779b97f4a7c15ull +
-                     static_cast<uint64_t>(k) * 0xbf58476d1ce4e5b9ull;
-        h ^= h >> 31;
-        h *= 0x94d049bb133111ebull;
-        h ^= h >> 29;
-        double u = static_cast<double>(h >> 11) * 0x1.0p-53;
-        if (u < agree && index < static_cast<int64_t>(mtp_truth_.size()))
-          return mtp_truth_[static_cast<size_t>(index)];
-        return drafted;
+        return model::stand_in_draft(k, index, drafted, mtp_truth_, agree);
       };
     }
     spec_ = std::make_unique<model::SpeculativeDecoder>(*model_, committed, o, drafter_.get());

@@ -232,6 +232,20 @@ void SpeculativeDecoder::emit(SpecStep& s, std::span<const int32_t> tokens) {
   }
 }
 
+int32_t stand_in_draft(int k, int64_t index, int32_t drafted, std::span<const int32_t> truth,
+                       double p) {
+  // splitmix64's finaliser over (index, k): a uniform u in [0, 1) per position and depth.
+  uint64_t h = static_cast<uint64_t>(index) * 0x9e3779b97f4a7c15ull +
+               static_cast<uint64_t>(k) * 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 31;
+  h *= 0x94d049bb133111ebull;
+  h ^= h >> 29;
+  const double u = static_cast<double>(h >> 11) * 0x1.0p-53;
+  if (u < p && index >= 0 && index < static_cast<int64_t>(truth.size()))
+    return truth[static_cast<size_t>(index)];
+  return drafted;
+}
+
 const SpecStep& SpeculativeDecoder::step() {
   if (done_) throw std::logic_error("SpeculativeDecoder::step after the last token");
   const auto t0 = std::chrono::steady_clock::now();

@@ -79,6 +79,13 @@ class MtpDrafter : public Drafter {
   int64_t positions_computed_ = 0;
 };
 
+// A stand-in for a trained MTP module, for MtpDrafter::override_token: the draft at depth k
+// that predicts token `index` becomes truth[index] (the main model's own token there) with
+// probability p, else the module's draft stays. A hash of (index, k) decides, so a run is
+// reproducible and the same position gets the same verdict however often it is drafted.
+int32_t stand_in_draft(int k, int64_t index, int32_t drafted, std::span<const int32_t> truth,
+                       double p);
+
 // Verifies drafts d_1..d_D against target_logits [D+1, V] (row i: the main model after x_n and
 // d_1..d_i). Greedy when sampling.temperature == 0; sampled otherwise (temperature, top-p).
 struct VerifyOutcome {
