@@ -12,6 +12,7 @@
 #include <cstring>
 #include <map>
 
+#include "app/curses_painter.h"
 #include "app/lesson_player.h"
 #include "app/tui.h"
 
@@ -22,19 +23,6 @@ namespace {
 std::atomic<int> g_stop{0};
 void on_stop(int sig) {
   g_stop = sig;
-}
-
-short to_8(viz::Color c) {
-  if (c < 0) return -1;
-  if (c < 16) return static_cast<short>(c % 8);
-  if (c >= 232) return (c - 232) * 10 + 8 > 127 ? COLOR_WHITE : COLOR_BLACK;
-  int i = c - 16, r = i / 36, g = (i / 6) % 6, b = i % 6, m = std::max({r, g, b});
-  if (m == 0) return COLOR_BLACK;
-  short out = 0;
-  if (r * 3 >= m * 2) out |= COLOR_RED;
-  if (g * 3 >= m * 2) out |= COLOR_GREEN;
-  if (b * 3 >= m * 2) out |= COLOR_BLUE;
-  return out;
 }
 
 class LessonTui {
@@ -55,16 +43,16 @@ class LessonTui {
       keypad(stdscr, TRUE);
       set_escdelay(25);
     }
-    utf8_ = std::strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+    painter_.set_utf8(std::strcmp(nl_langinfo(CODESET), "UTF-8") == 0);
     curs_set(0);
     timeout(200);
-    colour_ = pick_colour_mode("auto", has_colors(), has_colors() ? COLORS : 0);
-    if (embedded_ && COLOR_PAIRS <= 0) colour_ = "mono";  // the explorer runs without colour
-    if (colour_ != "mono" && !embedded_) {
+    std::string colour = pick_colour_mode("auto", has_colors(), has_colors() ? COLORS : 0);
+    if (embedded_ && COLOR_PAIRS <= 0) colour = "mono";  // the explorer runs without colour
+    if (colour != "mono" && !embedded_) {
       start_color();
       use_default_colors();
     }
-    next_pair_ = static_cast<short>(std::min(COLOR_PAIRS, 32767) - 1);
+    painter_.set_mode(colour);
 
     struct sigaction sa {
     }, old_int{}, old_term{}, old_hup{};
@@ -217,20 +205,6 @@ class LessonTui {
     load(view_.step - 1, false);
   }
 
-  short pair_for(const viz::Style& st) {
-    if (colour_ == "mono") return 0;
-    short fg = colour_ == "256" ? st.fg : to_8(st.fg);
-    short bg = colour_ == "256" ? st.bg : to_8(st.bg);
-    if (fg < 0 && bg < 0) return 0;
-    auto key = std::make_pair(fg, bg);
-    auto it = pairs_.find(key);
-    if (it != pairs_.end()) return it->second;
-    if (next_pair_ < 1) return 0;
-    init_pair(next_pair_, fg, bg);
-    pairs_[key] = next_pair_;
-    return next_pair_--;
-  }
-
   void draw() {
     viz::Canvas c;
     if (result_) {
@@ -240,25 +214,7 @@ class LessonTui {
       c.text(1, 1, view_.message);
     }
     erase();
-    for (int y = 0; y < c.height() && y < LINES; ++y)
-      for (int x = 0; x < c.width() && x < COLS; ++x) {
-        const viz::Cell& cell = c.at(x, y);
-        attr_t a = A_NORMAL;
-        if (cell.style.attr & viz::kBold) a |= A_BOLD;
-        if (cell.style.attr & viz::kDim) a |= A_DIM;
-        if (cell.style.attr & viz::kUnderline) a |= A_UNDERLINE;
-        if (cell.style.attr & viz::kReverse) a |= A_REVERSE;
-        if (colour_ == "mono" && cell.style.bg >= 0) a |= A_REVERSE;
-        char32_t g = cell.glyph;
-        wchar_t w[2] = {static_cast<wchar_t>(utf8_ || g < 0x80 ? g
-                                                               : (g == U'│'   ? '|'
-                                                                  : g == U'─' ? '-'
-                                                                              : '?')),
-                        0};
-        cchar_t cc;
-        setcchar(&cc, w, a, pair_for(cell.style), nullptr);
-        mvadd_wch(y, x, &cc);
-      }
+    painter_.blit(c);
     refresh();
   }
 
@@ -267,10 +223,7 @@ class LessonTui {
   ScreenView view_;
   const StepResult* result_ = nullptr;
   bool embedded_ = false;
-  bool utf8_ = true;
-  std::string colour_ = "mono";
-  std::map<std::pair<short, short>, short> pairs_;
-  short next_pair_ = 255;
+  CursesPainter painter_{CursesPainter::Pairs::kFromTop};
 };
 
 }  // namespace

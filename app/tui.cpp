@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "app/commands.h"
+#include "app/curses_painter.h"
 #include "app/session.h"
 #include "visualizers/explorer_screen.h"
 
@@ -74,80 +75,6 @@ struct CursesGuard {
   }
 };
 
-// xterm-256 -> one of the 8 basic colours: each RGB component on when it is near the brightest.
-short to_8(viz::Color c) {
-  if (c < 0) return -1;
-  if (c < 16) return static_cast<short>(c % 8);
-  int r, g, b;
-  if (c >= 232) {
-    int level = (c - 232) * 10 + 8;
-    return level > 127 ? COLOR_WHITE : -1;
-  }
-  int i = c - 16;
-  r = i / 36;
-  g = (i / 6) % 6;
-  b = i % 6;
-  int m = std::max({r, g, b});
-  if (m == 0) return -1;
-  short out = 0;
-  if (r * 3 >= m * 2) out |= COLOR_RED;
-  if (g * 3 >= m * 2) out |= COLOR_GREEN;
-  if (b * 3 >= m * 2) out |= COLOR_BLUE;
-  return out == 0 ? -1 : out;
-}
-
-// Glyphs for terminals without UTF-8.
-wchar_t ascii_of(char32_t g) {
-  switch (g) {
-    case U'─':
-      return '-';
-    case U'│':
-      return '|';
-    case U'┌':
-    case U'┐':
-    case U'└':
-    case U'┘':
-    case U'┤':
-      return '+';
-    case U'█':
-    case U'▇':
-    case U'▓':
-      return '#';
-    case U'▆':
-    case U'▅':
-    case U'▒':
-      return '+';
-    case U'▄':
-    case U'▃':
-    case U'░':
-      return ':';
-    case U'▂':
-    case U'▁':
-    case U'·':
-      return '.';
-    case U'●':
-      return '*';
-    case U'▶':
-      return '>';
-    case U'◀':
-      return '<';
-    case U'…':
-      return '~';
-    case U'␣':
-      return '_';
-    case U'→':
-      return '>';
-    case U'←':
-      return '<';
-    case U'↑':
-      return '^';
-    case U'↓':
-      return 'v';
-    default:
-      return g < 0x80 ? static_cast<wchar_t>(g) : '?';
-  }
-}
-
 class Tui {
  public:
   explicit Tui(Session& s) : s_(s) {}
@@ -159,8 +86,6 @@ class Tui {
 
   void init_curses();
   void draw();
-  void blit(const viz::Canvas& c);
-  short pair_for(const viz::Style& st);
   bool handle_key(wint_t key, bool function_key);  // false = quit
   bool handle_input_key(wint_t key, bool function_key);
   void handle_mouse();
@@ -187,18 +112,16 @@ class Tui {
   size_t pos_ = 0;  // the cursor in input_ (a byte offset at a character boundary)
   std::vector<std::string> history_;
   size_t history_pos_ = 0;
-  std::string colour_ = "mono";
+  CursesPainter painter_;
   std::string applied_colour_setting_;
-  bool utf8_ = true;
   bool too_small_ = false;
   bool colour_started_ = false;
-  std::map<std::pair<short, short>, short> pairs_;
   int generate_n_ = 16;
 };
 
 void Tui::init_curses() {
   std::setlocale(LC_ALL, "");
-  utf8_ = std::strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+  painter_.set_utf8(std::strcmp(nl_langinfo(CODESET), "UTF-8") == 0);
   initscr();
   raw();  // Ctrl-C arrives as a key: quitting goes through the normal, restoring path
   noecho();
@@ -209,40 +132,6 @@ void Tui::init_curses() {
   mousemask(BUTTON1_PRESSED | BUTTON4_PRESSED | BUTTON5_PRESSED, nullptr);
   mouseinterval(0);
   timeout(200);  // wake up to notice signals
-}
-
-short Tui::pair_for(const viz::Style& st) {
-  if (colour_ == "mono") return 0;
-  short fg = colour_ == "256" ? st.fg : to_8(st.fg);
-  short bg = colour_ == "256" ? st.bg : to_8(st.bg);
-  if (fg < 0 && bg < 0) return 0;
-  auto key = std::make_pair(fg, bg);
-  auto it = pairs_.find(key);
-  if (it != pairs_.end()) return it->second;
-  short n = static_cast<short>(pairs_.size() + 1);
-  if (n >= COLOR_PAIRS) return 0;
-  init_pair(n, fg, bg);
-  pairs_[key] = n;
-  return n;
-}
-
-void Tui::blit(const viz::Canvas& c) {
-  for (int y = 0; y < c.height() && y < LINES; ++y) {
-    for (int x = 0; x < c.width() && x < COLS; ++x) {
-      const viz::Cell& cell = c.at(x, y);
-      attr_t a = A_NORMAL;
-      if (cell.style.attr & viz::kBold) a |= A_BOLD;
-      if (cell.style.attr & viz::kDim) a |= A_DIM;
-      if (cell.style.attr & viz::kUnderline) a |= A_UNDERLINE;
-      if (cell.style.attr & viz::kReverse) a |= A_REVERSE;
-      // Without colour a background is the only thing marking bars and the cursor: reverse it.
-      if (colour_ == "mono" && cell.style.bg >= 0) a |= A_REVERSE;
-      wchar_t w[2] = {utf8_ ? static_cast<wchar_t>(cell.glyph) : ascii_of(cell.glyph), 0};
-      cchar_t cc;
-      setcchar(&cc, w, a, pair_for(cell.style), nullptr);
-      mvadd_wch(y, x, &cc);
-    }
-  }
 }
 
 std::string Tui::hints() const {
@@ -272,8 +161,7 @@ void Tui::draw() {
       use_default_colors();
       colour_started_ = true;
     }
-    colour_ = pick_colour_mode(applied_colour_setting_, can, can ? COLORS : 0);
-    pairs_.clear();
+    painter_.set_mode(pick_colour_mode(applied_colour_setting_, can, can ? COLORS : 0));
   }
   st_.hints = hints();
   st_.keys = &key_table();
@@ -287,7 +175,7 @@ void Tui::draw() {
   too_small_ = COLS < viz::kMinWidth || LINES < viz::kMinHeight;
   hits_ = std::move(screen.hits);
   erase();
-  blit(screen.canvas);
+  painter_.blit(screen.canvas);
   if (screen.cursor_x >= 0) {
     curs_set(1);
     move(screen.cursor_y, screen.cursor_x);
