@@ -489,7 +489,12 @@ fp8::LayerFp8View Session::fp8_view() const {
   const auto& lin = fp8_linears();
   if (lin.empty()) throw std::runtime_error("no token computed yet: step first");
   int i = std::clamp(settings_.fp8_linear, 0, static_cast<int>(lin.size()) - 1);
-  return fp8::analyze_layer(lin[i].x, lin[i].w, lin[i].name);
+  std::string key = fmt::format("{}/{}", fp8_key_, i);
+  if (key != fp8_view_key_) {  // the TUI redraws often; the emulated GEMMs run once
+    fp8_view_ = fp8::analyze_layer(lin[i].x, lin[i].w, lin[i].name);
+    fp8_view_key_ = key;
+  }
+  return fp8_view_;
 }
 
 viz::Canvas Session::fp8_canvas(int w, int h) const {
@@ -506,8 +511,7 @@ viz::Canvas Session::fp8_canvas(int w, int h) const {
                             "token)",
                             cursor_, layer_, i + 1, lin.size()),
                 w, st::kLabel);
-  fp8::LayerFp8View view = fp8::analyze_layer(lin[i].x, lin[i].w, lin[i].name);
-  viz::Canvas p = viz::draw_fp8_panel(view, w, std::max((h > 0 ? h : 40) - 1, 12));
+  viz::Canvas p = viz::draw_fp8_panel(fp8_view(), w, std::max((h > 0 ? h : 40) - 1, 12));
   c.blit(p, 0, 1);
   return h > 0 ? c : st::crop_rows(c, st::used_rows(c));
 }

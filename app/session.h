@@ -203,6 +203,8 @@ class Session {
   std::vector<int32_t> mtp_truth_;  // committed + greedy continuation, for mtp_agree
   mutable std::string fp8_key_;
   mutable std::vector<LinearInput> fp8_linears_;
+  mutable std::string fp8_view_key_;  // fp8_key_ and the linear: analyze_layer runs once per pick
+  mutable fp8::LayerFp8View fp8_view_;
 };
 
 }  // namespace dsv3::app
