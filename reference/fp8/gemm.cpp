@@ -151,6 +151,77 @@ struct SplitMatrix {
   const int16_t* exp_row(int64_t r) const { return exp.data() + r * cols; }
 };
 
+// W's rows in groups of kLanes, k-major inside a group: [group][k][lane]. The GEMM walks one
+// x row against a group, so every step of a slice does the same work for kLanes outputs side by
+// side (SIMD across outputs, no horizontal max or sum). Rows past N are zero codes.
+constexpr int kLanes = 8;
+struct SplitGroups {
+  int64_t groups = 0, cols = 0;
+  std::vector<int32_t> sig;  // int32 throughout: the lane loops then vectorise cleanly
+  std::vector<int32_t> exp;
+  explicit SplitGroups(const SplitMatrix& m)
+      : groups((m.rows + kLanes - 1) / kLanes), cols(m.cols) {
+    sig.assign(groups * cols * kLanes, 0);
+    exp.assign(groups * cols * kLanes, kZeroExp);
+    for (int64_t r = 0; r < m.rows; ++r)
+      for (int64_t k = 0; k < cols; ++k) {
+        const size_t at = ((r / kLanes) * cols + k) * kLanes + r % kLanes;
+        sig[at] = m.sig_row(r)[k];
+        exp[at] = m.exp_row(r)[k];
+      }
+  }
+  const int32_t* sig_at(int64_t g, int64_t k) const { return sig.data() + (g * cols + k) * kLanes; }
+  const int32_t* exp_at(int64_t g, int64_t k) const { return exp.data() + (g * cols + k) * kLanes; }
+};
+
+// slice_core for kLanes outputs at once: x's n products against each lane's, c[l] the incoming
+// accumulators, updated in place. The same arithmetic as slice_core, written branch-free so that
+// every step runs across the lanes in SIMD registers:
+// - exponents of FP8 codes lie in [-14, 15], so emax lies in [-28, 30] or is the accumulator's
+//   exponent, which stays far below 2^127 for any K; every accumulator is therefore zero or a
+//   normal float (at least 2^(-28-13)), and 2^(emax - 13) and 2^(13 - emax) are normal floats;
+// - the accumulator's part, |c| >> (emax - e_c + 10) on its 24-bit significand, is
+//   trunc(c * 2^(13 - emax)): an exact power-of-two scaling, then truncation toward zero;
+// - the sum (|sum| < 2^21) converts to float exactly; clearing the low 10 of its 23 fraction
+//   bits keeps 14 significant bits, truncated toward zero; scaling by 2^(emax - 13) is exact.
+// Lanes whose products are all zero (emax = kZeroExp, e.g. the padding past N) give +0.
+template <int kN>
+inline void slice_lanes_n(const int8_t* xs, const int16_t* xe, const int32_t* ws, const int32_t* we,
+                          int n_runtime, int frac, float* c) {
+  const int n = kN > 0 ? kN : n_runtime;
+  alignas(16) int32_t emax[kLanes], sum[kLanes];
+  for (int l = 0; l < kLanes; ++l) emax[l] = kZeroExp;
+  for (int k = 0; k < n; ++k) {
+    const int32_t xek = xe[k];
+    for (int l = 0; l < kLanes; ++l) emax[l] = std::max(emax[l], xek + we[k * kLanes + l]);
+  }
+  for (int l = 0; l < kLanes; ++l) {
+    const uint32_t cb = std::bit_cast<uint32_t>(c[l]);
+    const int32_t ec = static_cast<int32_t>((cb >> 23) & 0xFFu) - 127;
+    emax[l] = (cb & 0x7FFFFFFFu) != 0 ? std::max(emax[l], ec) : emax[l];
+    sum[l] = 0;
+  }
+  const int lead = kAccFracBits - frac;
+  for (int k = 0; k < n; ++k) {
+    const int32_t xsk = xs[k], xek = xe[k];
+    for (int l = 0; l < kLanes; ++l) {
+      const int32_t p = xsk * ws[k * kLanes + l];
+      const int d = std::min(emax[l] - (xek + we[k * kLanes + l]), 31);
+      const float scale = std::bit_cast<float>(static_cast<uint32_t>(127 + lead - d) << 23);
+      sum[l] += static_cast<int32_t>(static_cast<float>(p) * scale);
+    }
+  }
+  for (int l = 0; l < kLanes; ++l) {
+    const int32_t down = std::clamp(13 - emax[l] + 127, 1, 254);  // 2^(13 - emax), biased
+    const int32_t up = std::clamp(emax[l] - 13 + 127, 1, 254);    // 2^(emax - 13), biased
+    const int32_t s = sum[l] + static_cast<int32_t>(
+                                   c[l] * std::bit_cast<float>(static_cast<uint32_t>(down) << 23));
+    const float kept = std::bit_cast<float>(std::bit_cast<uint32_t>(static_cast<float>(s)) &
+                                            ~((1u << (23 - kAccFracBits)) - 1u));
+    c[l] = kept * std::bit_cast<float>(static_cast<uint32_t>(up) << 23);
+  }
+}
+
 void check_shapes(const QMatrix& x, const QMatrix& w) {
   if (x.cols != w.cols) {
     throw std::invalid_argument(
@@ -258,27 +329,35 @@ Mat gemm(const QMatrix& x, const QMatrix& w, const GemmOptions& opt) {
   const int frac = info(x.format).mantissa_bits + info(w.format).mantissa_bits;
   if (opt.accum == Accum::kH100) {
     const SplitMatrix sx(x.codes, M, K, x.format);
-    const SplitMatrix sw(w.codes, N, K, w.format);
-#pragma omp parallel for schedule(dynamic, 1)
+    const SplitGroups sw(SplitMatrix(w.codes, N, K, w.format));
+#pragma omp parallel for schedule(dynamic, 1) collapse(2)
     for (int64_t i = 0; i < M; ++i) {
-      const int8_t* xs = sx.sig_row(i);
-      const int16_t* xe = sx.exp_row(i);
-      for (int64_t j = 0; j < N; ++j) {
-        const int8_t* ws = sw.sig_row(j);
-        const int16_t* we = sw.exp_row(j);
-        float out = 0.0f;
+      for (int64_t g = 0; g < sw.groups; ++g) {
+        const int8_t* xs = sx.sig_row(i);
+        const int16_t* xe = sx.exp_row(i);
+        const int64_t j0 = g * kLanes;
+        const int lanes = static_cast<int>(std::min<int64_t>(kLanes, N - j0));
+        std::array<float, kLanes> out{};
         for (int64_t b0 = 0; b0 < K; b0 += block) {
           const int64_t b1 = std::min(K, b0 + block);
-          float acc = 0.0f;
+          std::array<float, kLanes> acc{};
           for (int64_t k = b0; k < b1; k += kSliceK) {
             const int n = static_cast<int>(std::min<int64_t>(kSliceK, b1 - k));
-            acc = slice_core(xs + k, xe + k, ws + k, we + k, n, frac, acc);
+            if (n == kSliceK)
+              slice_lanes_n<kSliceK>(xs + k, xe + k, sw.sig_at(g, k), sw.exp_at(g, k), n, frac,
+                                     acc.data());
+            else
+              slice_lanes_n<0>(xs + k, xe + k, sw.sig_at(g, k), sw.exp_at(g, k), n, frac,
+                               acc.data());
           }
           // Promotion on the CUDA cores: one FFMA with the block's scales (DeepGEMM), or a
           // plain FADD when the scales are applied once at the end.
-          out = grouped ? std::fma(x.scale(i, b0) * w.scale(j, b0), acc, out) : out + acc;
+          for (int l = 0; l < lanes; ++l)
+            out[l] = grouped ? std::fma(x.scale(i, b0) * w.scale(j0 + l, b0), acc[l], out[l])
+                             : out[l] + acc[l];
         }
-        y(i, j) = grouped ? out : (x.scale(i, 0) * w.scale(j, 0)) * out;
+        for (int l = 0; l < lanes; ++l)
+          y(i, j0 + l) = grouped ? out[l] : (x.scale(i, 0) * w.scale(j0 + l, 0)) * out[l];
       }
     }
     return y;
