@@ -231,10 +231,8 @@ Output mtp_cmd(Session& s, const Args& a, const Context& ctx) {
       }
       s.settings().mtp_agree = p;
       said = p < 0 ? "drafts: the MTP module's own"
-                   : fmt::format(
-                         "drafts: the main model's greedy token with probability {:g} "
-                         "(a stand-in for a trained module; greedy decoding only)",
-                         p);
+                   : fmt::format("drafts: the main model's token w.p. {:g} (stand-in, greedy only)",
+                                 p);
     } else if (action == "reset") {
       s.mtp_reset();
       said = "speculative decoder reset";
