@@ -66,6 +66,7 @@ int64_t dtype_bytes(const std::string& dtype) {
 
 struct InfoOptions {
   std::string config;
+  std::string config_positional;  // `dsv3 info tiny`, like the REPL's `info [CONFIG]`
   int64_t context = 4096;
   std::string kv_dtype = "bf16";
   int64_t gqa_groups = 0;  // 0: min(8, num_attention_heads)
@@ -247,6 +248,7 @@ void add_info_commands(CLI::App& app) {
       "--config,-c", opts->config,
       "config.json, a model folder, or a built-in name (tiny, small, v3-671b, v2-236b, "
       "v2-lite-16b, ...); default: the --checkpoint folder's config.json");
+  info->add_option("CONFIG", opts->config_positional, "the same as --config");
   info->add_option("--checkpoint", opts->checkpoint,
                    "also count the parameters stored in this checkpoint (folder, index or file); "
                    "reads headers only");
@@ -260,6 +262,12 @@ void add_info_commands(CLI::App& app) {
   info->callback([opts]() {
     if (opts->context < 0)
       throw UsageError(fmt::format("--context must be >= 0, got {}", opts->context));
+    if (!opts->config_positional.empty()) {
+      if (!opts->config.empty() && opts->config != opts->config_positional)
+        throw UsageError(fmt::format("info: two configs given ('{}' and --config '{}')",
+                                     opts->config_positional, opts->config));
+      opts->config = opts->config_positional;
+    }
     if (opts->config.empty() && opts->checkpoint.empty())
       throw UsageError("info: --config is required (or --checkpoint with a config.json)");
     model::Config c = model::resolve_config(opts->config.empty() ? opts->checkpoint : opts->config);

@@ -94,6 +94,13 @@ TEST(InfoCli, OtherConfigsByNameAndPath) {
   CliRun tiny = run_dsv3("info --config tiny --json");
   ASSERT_EQ(tiny.status, 0) << tiny.err;
   EXPECT_GT(nlohmann::json::parse(tiny.out).at("params_total").get<int64_t>(), 0);
+  // The config may also be given as the positional argument, as the REPL's `info` takes it.
+  CliRun positional = run_dsv3("info tiny --json");
+  ASSERT_EQ(positional.status, 0) << positional.err;
+  EXPECT_EQ(positional.out, tiny.out);
+  CliRun both = run_dsv3("info tiny --config small");
+  EXPECT_EQ(both.status, 2);
+  EXPECT_NE(both.err.find("two configs"), std::string::npos) << both.err;
 }
 
 TEST(InfoCli, HumanTable) {
