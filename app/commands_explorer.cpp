@@ -203,8 +203,8 @@ Output mtp_cmd(Session& s, const Args& a, const Context& ctx) {
   };
   try {
     if (action == "step") {
-      int steps = number(1, 1000, 1), tokens = 0, done = 0;
-      for (; done < steps; ++done) tokens += s.mtp_step();
+      int tokens = 0;
+      const int done = s.mtp_steps(number(1, 1000, 1), &tokens);
       const auto& st = s.speculative()->stats();
       said = fmt::format(
           "{} speculative step{}: {} tokens · acceptance {:.0f}% · {:.2f} tokens per main pass",

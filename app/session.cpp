@@ -400,6 +400,17 @@ int Session::mtp_step() {
   return static_cast<int>(emitted.size());
 }
 
+int Session::mtp_steps(int n, int* tokens, const Progress& given) {
+  const Progress& progress = given ? given : progress_hook_;
+  int done = 0;
+  while (done < n) {
+    *tokens += mtp_step();
+    ++done;
+    if (n > 1 && progress && !progress(done, n)) break;
+  }
+  return done;
+}
+
 viz::Canvas Session::mtp_canvas(int w, int h) const {
   namespace st = viz::style;
   viz::Canvas c(w, h > 0 ? h : 24);

@@ -195,6 +195,20 @@ TEST(LiveMtp, CommandsStepSetDepthAndGiveJson) {
   EXPECT_NE(error_of(s, "mtp fly").find("step"), std::string::npos);
 }
 
+TEST(LiveMtp, ManyStepsReportProgressAndStopWhenAsked) {
+  Session s(short_prompt());
+  int tokens = 0, calls = 0;
+  const int done = s.mtp_steps(50, &tokens, [&](int d, int total) {
+    ++calls;
+    EXPECT_EQ(total, 50);
+    return d < 3;  // a key press after the third step
+  });
+  EXPECT_EQ(done, 3);
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(s.speculative()->stats().steps, 3);
+  EXPECT_EQ(tokens, static_cast<int>(s.speculative()->output().size()));
+}
+
 TEST(LiveMtp, AModelWithoutMtpModulesSaysSo) {
   namespace fs = std::filesystem;
   fs::path dir = fs::temp_directory_path() / ("dsv3_nomtp_" + std::to_string(::getpid()));
