@@ -14,25 +14,16 @@
 #include <string>
 #include <thread>
 
+#include "tests/support/shell.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int status = -1;
-  std::string out;
-};
+using Result = dsv3::test_support::ShellResult;
 
 Result sh(const std::string& cmd) {
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+  return dsv3::test_support::shell(cmd);
 }
 
 std::string quote(const std::string& s) {

@@ -6,24 +6,14 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "tests/support/shell.h"
+
 namespace {
 
-struct CmdResult {
-  int status;
-  std::string out;
-};
+using CmdResult = dsv3::test_support::ShellResult;
 
 CmdResult run_cmd(const std::string& args) {
-  const std::string cmd = std::string(DSV3_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  CmdResult r{-1, ""};
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+  return dsv3::test_support::dsv3_cli(args);
 }
 
 TEST(CliBalance, SimulateJson) {

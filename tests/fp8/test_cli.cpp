@@ -9,22 +9,14 @@
 #include <sstream>
 #include <string>
 
+#include "tests/support/shell.h"
+
 namespace {
 
-struct CmdResult {
-  int status;
-  std::string out;
-};
+using CmdResult = dsv3::test_support::ShellResult;
 
 CmdResult run(const std::string& args) {
-  const std::string cmd = std::string(DSV3_BINARY) + " " + args + " 2>&1 < /dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+  return dsv3::test_support::dsv3_cli(args);
 }
 
 TEST(Fp8Cli, Decode) {

@@ -12,6 +12,8 @@
 #include <string>
 #include <thread>
 
+#include "tests/support/shell.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -19,14 +21,7 @@ namespace fs = std::filesystem;
 const std::string kLessons = std::string(DSV3_TEST_DATA) + "/../../lessons";
 
 std::string capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>/dev/null").c_str(), "r");
-  if (!p) return out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  pclose(p);
-  return out;
+  return dsv3::test_support::shell(cmd + " 2>/dev/null").out;
 }
 
 class TmuxLesson : public ::testing::Test {

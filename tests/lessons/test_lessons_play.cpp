@@ -12,6 +12,7 @@
 
 #include "app/lesson.h"
 #include "app/lesson_player.h"
+#include "tests/support/shell.h"
 #include "visualizers/canvas.h"
 
 namespace dsv3::app::lesson {
@@ -22,23 +23,11 @@ namespace fs = std::filesystem;
 const std::string kRoot = std::string(DSV3_TEST_DATA) + "/../..";
 const std::string kLessons = kRoot + "/lessons";
 
-struct CmdResult {
-  int status = -1;
-  std::string out;  // stdout and stderr together
-};
+using CmdResult = dsv3::test_support::ShellResult;  // stdout and stderr together
 
 CmdResult run(const std::string& args) {
-  std::string cmd =
-      "DSV3_LESSONS='" + kLessons + "' '" + std::string(DSV3_BINARY) + "' " + args + " 2>&1";
-  CmdResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+  return dsv3::test_support::shell("DSV3_LESSONS='" + kLessons + "' '" + std::string(DSV3_BINARY) +
+                                   "' " + args + " 2>&1");
 }
 
 std::string temp_file(const std::string& name, const std::string& text) {

@@ -9,24 +9,15 @@
 #include "reference/io/safetensors.h"
 #include "reference/model/model.h"
 #include "tests/model/golden.h"
+#include "tests/support/shell.h"
 
 namespace dsv3 {
 namespace {
 
-struct CmdResult {
-  int status;
-  std::string out;
-};
+using CmdResult = test_support::ShellResult;
 
 CmdResult run(const std::string& args) {
-  std::string cmd = std::string(DSV3_BINARY) + " " + args + " 2>&1 < /dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+  return test_support::dsv3_cli(args);
 }
 
 std::string temp_path(const std::string& name) {

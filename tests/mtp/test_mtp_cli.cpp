@@ -7,27 +7,16 @@
 #include <string>
 
 #include "reference/io/safetensors.h"
+#include "tests/support/shell.h"
 
 namespace {
 
-struct CliRun {
-  int status = -1;
-  std::string out;
-};
+using CliRun = dsv3::test_support::ShellResult;
 
 // Runs the dsv3 binary with `args`; stderr is folded in only when asked (JSON stays clean).
 CliRun dsv3(const std::string& args, bool with_stderr = true) {
-  std::string cmd = std::string("NO_COLOR=1 '") + DSV3_BINARY + "' " + args +
-                    (with_stderr ? " 2>&1" : " 2>/dev/null");
-  CliRun r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+  return dsv3::test_support::shell(std::string("NO_COLOR=1 '") + DSV3_BINARY + "' " + args +
+                                   (with_stderr ? " 2>&1" : " 2>/dev/null"));
 }
 
 TEST(MtpCli, GenerateWithMtpGivesPlainIdsAndStatistics) {
