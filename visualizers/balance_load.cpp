@@ -81,7 +81,7 @@ Canvas expert_load_bars(std::span<const double> load, std::span<const float> bia
   if (with_bias) {
     double dmax = 0;
     for (double d : coldev) dmax = std::max(dmax, std::abs(d));
-    c.text(0, y, "b-b̄", kAxis);
+    c.text(0, y, "Δb", kAxis);  // b_i minus the mean bias (a combining bar would take a cell)
     for (int k = 0; k < cols; ++k) {
       const double f = dmax > 0 ? coldev[k] / dmax : 0;
       const int e8 = std::clamp(static_cast<int>(std::lround(std::abs(f) * 8)), 0, 8);

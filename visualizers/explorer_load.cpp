@@ -60,7 +60,7 @@ Canvas load_panel(const ExplorerView& v, int w, int h, std::vector<Hit>* hits) {
       v.balancing
           ? fmt::format("balancing ON · γ = {:g} · {} bias update{} · b off, + - γ", v.gamma,
                         v.bias_updates, v.bias_updates == 1 ? "" : "s")
-          : fmt::format("balancing off · b: b_i += γ·sign(c̄ − c_i) per token · γ = {:g} (+ -)",
+          : fmt::format("balancing off · b: b_i += γ·sign(mean c − c_i) per token · γ = {:g} (+ -)",
                         v.gamma);
   st::text_clip(c, 0, y++, bal, w, v.balancing ? st::kGood : st::kDim);
   c.text(0, y, "layer", st::kLabel);
