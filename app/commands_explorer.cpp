@@ -85,11 +85,14 @@ Output balance_cmd(Session& s, const Args& a, const Context& ctx) {
     if (!a.has("VALUE"))
       throw CommandError("balance gamma: give the value, e.g. `balance gamma 0.01`");
     double g = 0;
+    size_t used = 0;
     try {
-      g = std::stod(a.str("VALUE"));
+      g = std::stod(a.str("VALUE"), &used);
     } catch (const std::exception&) {
-      throw CommandError(fmt::format("balance gamma: '{}' is not a number", a.str("VALUE")));
+      used = 0;
     }
+    if (used == 0 || used != a.str("VALUE").size())
+      throw CommandError(fmt::format("balance gamma: '{}' is not a number", a.str("VALUE")));
     try {
       s.set_gamma(g);
     } catch (const std::out_of_range& e) {
@@ -109,7 +112,6 @@ Output balance_cmd(Session& s, const Args& a, const Context& ctx) {
   // balancing on it falls as the biases learn the load.
   std::vector<double> series;
   {
-    auto v = s.view();
     std::vector<std::vector<int64_t>> counts(s.config().num_hidden_layers,
                                              std::vector<int64_t>(s.config().n_routed_experts, 0));
     for (int t = 0; t <= s.cursor(); ++t) {

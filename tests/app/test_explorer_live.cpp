@@ -127,6 +127,7 @@ TEST(LiveBalance, CommandsToggleSetGammaAndReport) {
   EXPECT_FALSE(s.balancing());
   EXPECT_NE(error_of(s, "balance gamma 0").find("(0, 1]"), std::string::npos);
   EXPECT_NE(error_of(s, "balance gamma fast").find("not a number"), std::string::npos);
+  EXPECT_NE(error_of(s, "balance gamma 0.5x").find("not a number"), std::string::npos);
   EXPECT_NE(error_of(s, "balance gamma").find("give the value"), std::string::npos);
 }
 
