@@ -112,19 +112,16 @@ Output balance_cmd(Session& s, const Args& a, const Context& ctx) {
   // balancing on it falls as the biases learn the load.
   std::vector<double> series;
   {
-    std::vector<std::vector<int64_t>> counts(s.config().num_hidden_layers,
-                                             std::vector<int64_t>(s.config().n_routed_experts, 0));
-    for (int t = 0; t <= s.cursor(); ++t) {
-      double sum = 0;
-      int n = 0;
-      for (int l = 0; l < s.config().num_hidden_layers; ++l) {
-        if (!s.config().is_moe_layer(l)) continue;
-        for (int e : s.traces()[t].layers[l].router.topk_idx) ++counts[l][e];
-        sum += viz::max_vio(counts[l]);
-        ++n;
-      }
-      if (n > 0) series.push_back(sum / n);
+    const viz::ExplorerView v = s.view();
+    int moe = 0;
+    for (int l = 0; l < s.config().num_hidden_layers; ++l) {
+      if (!s.config().is_moe_layer(l)) continue;
+      std::vector<double> one = viz::max_vio_series(v, l, s.cursor());
+      series.resize(one.size(), 0.0);
+      for (size_t t = 0; t < one.size(); ++t) series[t] += one[t];
+      ++moe;
     }
+    for (double& x : series) x /= std::max(moe, 1);
   }
   if (series.size() >= 2) {
     viz::PlotSeries ps{"running MaxVio", series, {}, 221};

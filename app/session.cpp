@@ -235,12 +235,10 @@ viz::Canvas Session::pipeline_canvas(int w, int h) const {
     // One scale for the bubble and memory bars of every schedule on these ranks and
     // micro-batches, so switching schedules (s) shows the difference at a glance.
     std::string scale_key = fmt::format("{}/{}", settings_.ranks, settings_.micro_batches);
-    std::vector<pipeline::SimResult> all;
     if (scale_key != pipeline_scale_key_) {
-      all = simulate_all(settings_.ranks, settings_.micro_batches);
       pipeline_bubble_scale_ = 0;
       pipeline_memory_scale_ = 0;
-      for (const auto& x : all) {
+      for (const auto& x : simulate_all(settings_.ranks, settings_.micro_batches)) {
         pipeline_bubble_scale_ = std::max(pipeline_bubble_scale_, x.makespan);
         pipeline_memory_scale_ = std::max(pipeline_memory_scale_, x.max_peak_activations());
       }
@@ -545,7 +543,6 @@ viz::ExplorerView Session::view() const {
   v.balancing = balancing();
   v.gamma = gamma();
   v.bias_updates = bias_updates_;
-  v.balance_history = balance_history();
   v.pipeline_panel = [this](int w, int h) { return pipeline_canvas(w, h); };
   v.mtp_panel = [this](int w, int h) { return mtp_canvas(w, h); };
   v.fp8_panel = [this](int w, int h) { return fp8_canvas(w, h); };

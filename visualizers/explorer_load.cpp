@@ -14,20 +14,6 @@ namespace dsv3::viz {
 namespace {
 namespace st = style;
 
-// MaxVio of one layer after each position 0..upto (running counts).
-std::vector<double> max_vio_series(const ExplorerView& v, int layer, int upto) {
-  std::vector<int64_t> counts(v.num_experts(), 0);
-  std::vector<double> out;
-  for (int t = 0; t <= upto && t < (int)v.traces->size(); ++t) {
-    const auto& layers = (*v.traces)[t].layers;
-    if (layer < (int)layers.size())
-      for (int e : layers[layer].router.topk_idx)
-        if (e >= 0 && e < (int)counts.size()) ++counts[e];
-    out.push_back(max_vio(counts));
-  }
-  return out;
-}
-
 void sparkline(Canvas& c, int x, int y, int w, const std::vector<double>& s, Style style) {
   if (s.empty() || w <= 0) return;
   size_t first = s.size() > (size_t)w ? s.size() - w : 0;

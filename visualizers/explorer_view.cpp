@@ -26,6 +26,19 @@ double max_vio(const std::vector<int64_t>& counts) {
   return balance::max_vio(counts);
 }
 
+std::vector<double> max_vio_series(const ExplorerView& v, int layer, int upto) {
+  std::vector<int64_t> counts(v.num_experts(), 0);
+  std::vector<double> out;
+  for (int t = 0; t <= upto && t < (int)v.traces->size(); ++t) {
+    const auto& layers = (*v.traces)[t].layers;
+    if (layer < (int)layers.size())
+      for (int e : layers[layer].router.topk_idx)
+        if (e >= 0 && e < (int)counts.size()) ++counts[e];
+    out.push_back(max_vio(counts));
+  }
+  return out;
+}
+
 std::string token_label(const ExplorerView& v, int position) {
   if (position < 0 || position >= (int)v.token_text.size()) return "?";
   return "'" + v.token_text[position] + "'";

@@ -38,7 +38,6 @@ struct ExplorerView {
   bool balancing = false;
   double gamma = 0;
   int64_t bias_updates = 0;
-  std::vector<double> balance_history;  // mean MaxVio_batch per bias update
   // Panels other modules provide (pipeline timeline, MTP, FP8); empty -> a placeholder is drawn.
   std::function<Canvas(int w, int h)> pipeline_panel;
   std::function<Canvas(int w, int h)> mtp_panel;
@@ -55,5 +54,7 @@ std::vector<std::vector<int64_t>> expert_counts(const ExplorerView& v, int upto)
 // MaxVio of one layer's counts: (max load - mean load) / mean load (DeepSeek-V3 §4.5.2 / Wang
 // et al. 2024); 0 when nothing was routed.
 double max_vio(const std::vector<int64_t>& counts);
+// MaxVio of one layer's running counts after each position 0..upto.
+std::vector<double> max_vio_series(const ExplorerView& v, int layer, int upto);
 
 }  // namespace dsv3::viz
