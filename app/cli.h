@@ -16,6 +16,12 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Ends the program with this exit status after a subcommand has printed its own message.
+struct ExitStatus {
+  int code;
+};
+
+void add_train_commands(CLI::App& app);     // grad, train                    (cli_train.cpp)
 void add_model_commands(CLI::App& app);     // forward, generate, demo        (cli_model.cpp)
 void add_info_commands(CLI::App& app);      // info                           (cli_info.cpp)
 void add_fp8_commands(CLI::App& app);       // fp8 ...                          (cli_fp8.cpp)

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   dsv3::app::add_mtp_commands(app);
   dsv3::app::add_explore_commands(app);
   dsv3::app::add_lesson_commands(app);
+  dsv3::app::add_train_commands(app);
   try {
     app.parse(argc, argv);
     if (app.get_subcommands().empty()) return dsv3::app::run_default(argc, argv);
@@ -26,6 +27,8 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
+  } catch (const dsv3::app::ExitStatus& e) {
+    return e.code;
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "dsv3: %s\n", e.what());
     return 2;

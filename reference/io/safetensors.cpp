@@ -34,6 +34,7 @@ constexpr DTypeName kDTypes[] = {
     {"BF16", DType::kBF16, 2}, {"F8_E4M3", DType::kF8E4M3, 1}, {"F8_E5M2", DType::kF8E5M2, 1},
     {"I64", DType::kI64, 8},   {"I32", DType::kI32, 4},        {"I16", DType::kI16, 2},
     {"I8", DType::kI8, 1},     {"U8", DType::kU8, 1},          {"BOOL", DType::kBool, 1},
+    {"U16", DType::kU16, 2},
 };
 
 DType parse_dtype(const std::string& s, const std::string& file, const std::string& tensor) {

@@ -5,8 +5,14 @@
 
 namespace dsv3 {
 
-using Mat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;  // [rows, cols]
-using Vec = Eigen::VectorXf;
+// Scalar-generic forms: the trainer runs in float32 and, for gradient checks, in double.
+template <class S>
+using MatT = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;  // [rows, cols]
+template <class S>
+using VecT = Eigen::Matrix<S, Eigen::Dynamic, 1>;
+
+using Mat = MatT<float>;  // [rows, cols]
+using Vec = VecT<float>;
 using RowVec = Eigen::RowVectorXf;
 
 }  // namespace dsv3

@@ -13,122 +13,13 @@ namespace dsv3::model {
 
 namespace {
 
-// Visits every tensor of the model in checkpoint naming, with its shape already allocated.
-struct Visitor {
-  std::function<void(const std::string&, Mat&)> mat;
-  std::function<void(const std::string&, Vec&)> vec;
+// One visitor from a matrix lambda and a vector lambda.
+template <class... F>
+struct Overload : F... {
+  using F::operator()...;
 };
-
-void alloc_ffn(FfnWeights& f, int64_t d, int64_t inter) {
-  f.gate_proj = Mat::Zero(inter, d);
-  f.up_proj = Mat::Zero(inter, d);
-  f.down_proj = Mat::Zero(d, inter);
-}
-
-void visit_ffn(const std::string& p, FfnWeights& f, const Visitor& v) {
-  v.mat(p + "gate_proj.weight", f.gate_proj);
-  v.mat(p + "up_proj.weight", f.up_proj);
-  v.mat(p + "down_proj.weight", f.down_proj);
-}
-
-void alloc_layer(const Config& c, LayerWeights& w, bool moe) {
-  const int64_t d = c.hidden_size, h = c.num_attention_heads;
-  w.input_layernorm = Vec::Ones(d);
-  w.post_attention_layernorm = Vec::Ones(d);
-  AttentionWeights& a = w.attn;
-  if (c.q_lora_rank > 0) {
-    a.q_a_proj = Mat::Zero(c.q_lora_rank, d);
-    a.q_a_layernorm = Vec::Ones(c.q_lora_rank);
-    a.q_b_proj = Mat::Zero(h * c.qk_head_dim(), c.q_lora_rank);
-  } else {
-    a.q_proj = Mat::Zero(h * c.qk_head_dim(), d);
-  }
-  a.kv_a_proj_with_mqa = Mat::Zero(c.kv_lora_rank + c.qk_rope_head_dim, d);
-  a.kv_a_layernorm = Vec::Ones(c.kv_lora_rank);
-  a.kv_b_proj = Mat::Zero(h * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank);
-  a.o_proj = Mat::Zero(d, h * c.v_head_dim);
-  if (moe) {
-    MoeWeights m;
-    m.gate = Mat::Zero(c.n_routed_experts, d);
-    if (c.has_correction_bias()) m.e_score_correction_bias = Vec::Zero(c.n_routed_experts);
-    m.experts.resize(c.n_routed_experts);
-    for (FfnWeights& e : m.experts) alloc_ffn(e, d, c.moe_intermediate_size);
-    if (c.n_shared_experts > 0) {
-      m.shared.emplace();
-      alloc_ffn(*m.shared, d, c.moe_intermediate_size * c.n_shared_experts);
-    }
-    w.moe = std::move(m);
-  } else {
-    w.dense.emplace();
-    alloc_ffn(*w.dense, d, c.intermediate_size);
-  }
-}
-
-void visit_layer(const std::string& p, LayerWeights& w, const Visitor& v) {
-  v.vec(p + "input_layernorm.weight", w.input_layernorm);
-  v.vec(p + "post_attention_layernorm.weight", w.post_attention_layernorm);
-  AttentionWeights& a = w.attn;
-  const std::string s = p + "self_attn.";
-  if (a.q_proj.size() == 0) {
-    v.mat(s + "q_a_proj.weight", a.q_a_proj);
-    v.vec(s + "q_a_layernorm.weight", a.q_a_layernorm);
-    v.mat(s + "q_b_proj.weight", a.q_b_proj);
-  } else {
-    v.mat(s + "q_proj.weight", a.q_proj);
-  }
-  v.mat(s + "kv_a_proj_with_mqa.weight", a.kv_a_proj_with_mqa);
-  v.vec(s + "kv_a_layernorm.weight", a.kv_a_layernorm);
-  v.mat(s + "kv_b_proj.weight", a.kv_b_proj);
-  v.mat(s + "o_proj.weight", a.o_proj);
-  if (w.moe) {
-    MoeWeights& m = *w.moe;
-    v.mat(p + "mlp.gate.weight", m.gate);
-    if (m.e_score_correction_bias.size())
-      v.vec(p + "mlp.gate.e_score_correction_bias", m.e_score_correction_bias);
-    for (size_t e = 0; e < m.experts.size(); ++e)
-      visit_ffn(fmt::format("{}mlp.experts.{}.", p, e), m.experts[e], v);
-    if (m.shared) visit_ffn(p + "mlp.shared_experts.", *m.shared, v);
-  } else {
-    visit_ffn(p + "mlp.", *w.dense, v);
-  }
-}
-
-void alloc_model(const Config& c, ModelWeights& w, int64_t mtp_depth) {
-  const int64_t d = c.hidden_size;
-  w.embed_tokens = Mat::Zero(c.vocab_size, d);
-  w.layers.resize(c.num_hidden_layers);
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) alloc_layer(c, w.layers[l], c.is_moe_layer(l));
-  w.norm = Vec::Ones(d);
-  w.lm_head = Mat::Zero(c.vocab_size, d);
-  w.mtp.resize(mtp_depth);
-  for (MtpWeights& m : w.mtp) {
-    m.enorm = Vec::Ones(d);
-    m.hnorm = Vec::Ones(d);
-    m.eh_proj = Mat::Zero(d, 2 * d);
-    m.shared_head_norm = Vec::Ones(d);
-    // The MTP block is a MoE block whenever the model has routed experts (V3 layer 61).
-    alloc_layer(c, m.block, c.n_routed_experts > 0);
-  }
-}
-
-void visit_model(const Config& c, ModelWeights& w, const Visitor& v) {
-  v.mat("model.embed_tokens.weight", w.embed_tokens);
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
-    visit_layer(fmt::format("model.layers.{}.", l), w.layers[l], v);
-  v.vec("model.norm.weight", w.norm);
-  v.mat("lm_head.weight", w.lm_head);
-  for (size_t k = 0; k < w.mtp.size(); ++k) {
-    // MTP module k sits at layer index num_hidden_layers + k (V3: layer 61).
-    const std::string p =
-        fmt::format("model.layers.{}.", c.num_hidden_layers + static_cast<int64_t>(k));
-    MtpWeights& m = w.mtp[k];
-    v.vec(p + "enorm.weight", m.enorm);
-    v.vec(p + "hnorm.weight", m.hnorm);
-    v.mat(p + "eh_proj.weight", m.eh_proj);
-    visit_layer(p, m.block, v);
-    v.vec(p + "shared_head.norm.weight", m.shared_head_norm);
-  }
-}
+template <class... F>
+Overload(F...) -> Overload<F...>;
 
 // splitmix64: a per-tensor seed from the model seed and the tensor name, so the weights do not
 // depend on visiting order or thread count.
@@ -196,15 +87,14 @@ bool read_fused_expert(const io::Checkpoint& ckpt, const std::string& name, Mat&
 ModelWeights random_weights(const Config& c, uint64_t seed) {
   ModelWeights w;
   alloc_model(c, w, c.num_nextn_predict_layers);
-  Visitor v;
-  v.mat = [&](const std::string& name, Mat& m) {
+  auto mat = [&](const std::string& name, Mat& m) {
     // Embedding rows N(0, 1); projections N(0, 1/in) so activations keep their scale.
     float stddev = name.find("embed_tokens") != std::string::npos
                        ? 1.0f
                        : 1.0f / std::sqrt(static_cast<float>(m.cols()));
     fill_normal(m.data(), m.size(), splitmix(seed ^ name_hash(name)), stddev);
   };
-  v.vec = [&](const std::string& name, Vec& x) {
+  auto vec = [&](const std::string& name, Vec& x) {
     if (name.find("e_score_correction_bias") != std::string::npos) {
       // Small biases, as a trained model's would be relative to sigmoid scores.
       fill_normal(x.data(), x.size(), splitmix(seed ^ name_hash(name)), 0.02f);
@@ -214,7 +104,18 @@ ModelWeights random_weights(const Config& c, uint64_t seed) {
       x.array() += 1.0f;
     }
   };
-  visit_model(c, w, v);
+  visit_model(c, w, Overload{mat, vec});
+  return w;
+}
+
+ModelWeights init_weights(const Config& c, uint64_t seed, double stddev) {
+  ModelWeights w;
+  alloc_model(c, w, c.num_nextn_predict_layers);  // norms 1, biases 0
+  visit_model(c, w, Overload{[&](const std::string& name, Mat& m) {
+                               fill_normal(m.data(), m.size(), splitmix(seed ^ name_hash(name)),
+                                           static_cast<float>(stddev));
+                             },
+                             [](const std::string&, Vec&) {}});
   return w;
 }
 
@@ -229,22 +130,21 @@ ModelWeights load_weights(const Config& c, const std::string& dir) {
   alloc_model(c, w, depth);
   std::vector<std::string> missing;
   std::map<std::string, std::vector<float>> fused;
-  Visitor v;
-  v.mat = [&](const std::string& name, Mat& m) {
+  auto mat = [&](const std::string& name, Mat& m) {
     if (ckpt.find(name)) {
       m = ckpt.matrix(name, {m.rows(), m.cols()});
     } else if (!read_fused_expert(ckpt, name, m, fused)) {
       missing.push_back(name);
     }
   };
-  v.vec = [&](const std::string& name, Vec& x) {
+  auto vec = [&](const std::string& name, Vec& x) {
     if (!ckpt.find(name)) {
       missing.push_back(name);
       return;
     }
     x = ckpt.vector(name, x.size());
   };
-  visit_model(c, w, v);
+  visit_model(c, w, Overload{mat, vec});
   if (!missing.empty()) {
     std::string list;
     for (size_t i = 0; i < missing.size() && i < 8; ++i) list += (i ? ", " : "") + missing[i];
@@ -256,10 +156,7 @@ ModelWeights load_weights(const Config& c, const std::string& dir) {
 
 void save_weights(const Config& c, const ModelWeights& w, const std::string& path) {
   io::SafetensorsWriter out;
-  Visitor v;
-  v.mat = [&](const std::string& name, Mat& m) { out.add(name, m); };
-  v.vec = [&](const std::string& name, Vec& x) { out.add(name, x); };
-  visit_model(c, const_cast<ModelWeights&>(w), v);  // the visitor only reads here
+  visit_model(c, w, [&](const std::string& name, const auto& t) { out.add(name, t); });
   out.set_metadata("format", "pt");
   out.write(path);
 }

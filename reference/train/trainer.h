@@ -1,0 +1,125 @@
+// The training loop: batches from a safetensors file, loss and gradient (objective.h), clipping,
+// AdamW and the bias update (optimizer.h), validation, a JSONL log, checkpoints with the
+// optimizer state that resume bit-identically. `dsv3 train` and the explorer drive it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "reference/model/config.h"
+#include "reference/model/rope.h"
+#include "reference/model/weights.h"
+#include "reference/train/objective.h"
+#include "reference/train/optimizer.h"
+
+namespace dsv3::train {
+
+// Any problem with the options, the data or a checkpoint: one line, names the file.
+struct TrainError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Where batches come from. A .safetensors file holding either
+//   ids.step{k}  int64 [B, T]: step k trains on exactly that batch, or
+//   tokens       1-D I64/I32/U16: a token stream; step k reads B windows of T tokens at seeded
+//                random offsets of the first 95% (the training split); validation reads fixed
+//                windows of the last 5% (the held-out split).
+class BatchSource {
+ public:
+  BatchSource(const std::string& path, int64_t vocab_size);
+  bool fixed() const { return fixed_; }
+  // Batch of step k (0-based). Fixed batches ignore B and T.
+  Batch train_batch(int64_t step, int64_t B, int64_t T, uint64_t seed) const;
+  // The i-th of the fixed validation batches; nullopt when the file has no held-out split.
+  std::optional<Batch> val_batch(int64_t i, int64_t B, int64_t T) const;
+  int64_t train_tokens() const { return static_cast<int64_t>(train_.size()); }
+  int64_t val_tokens() const { return static_cast<int64_t>(val_.size()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  bool fixed_ = false;
+  std::vector<Batch> steps_;
+  std::vector<int32_t> train_, val_;
+};
+
+struct TrainOptions {
+  std::string model = "tiny";  // checkpoint folder, config.json or built-in name
+  std::string data;
+  int64_t steps = 100;
+  int64_t batch = 8, seq_len = 128;
+  double lr = 1e-3;
+  Schedule schedule = Schedule::kCosine;
+  int64_t warmup = -1;  // -1: 2% of the steps (V3: 2K of ~100K steps)
+  Objective objective;
+  double bias_gamma = 1e-3;  // V3 §4.2
+  AdamWOptions adamw;
+  double clip = 1.0;  // V3 §4.2
+  uint64_t seed = 0;
+  double init_std = 0;  // 0: 0.006 * sqrt(7168 / d), the paper's std*sqrt(d) kept (see docs)
+  std::string save;     // output folder
+  int64_t save_every = 100;
+  int64_t eval_every = 0;  // 0: ten times per run
+  int64_t eval_batches = 4;
+  bool resume = false;
+
+  int64_t warmup_steps() const { return warmup >= 0 ? warmup : std::max<int64_t>(1, steps / 50); }
+  double bias_gamma_effective() const {
+    return objective.balance == BalanceMode::kLossFree ? bias_gamma : 0.0;
+  }
+};
+
+// The default init std for width d: V3 uses 0.006 at d = 7168; we keep std * sqrt(d).
+double default_init_std(int64_t hidden_size);
+
+struct StepRecord {
+  int64_t step = 0;  // 1-based: steps done after this one
+  LossParts loss;
+  double grad_norm = 0;  // before clipping
+  bool clipped = false;
+  double lr = 0;
+  std::vector<double> max_vio;  // MaxVio_batch per MoE layer
+  std::optional<double> val_loss;
+  double seconds = 0;  // wall time of the step
+  double tokens_per_s = 0;
+};
+
+class Trainer {
+ public:
+  explicit Trainer(TrainOptions opt);  // loads or initialises the model, or resumes
+
+  const TrainOptions& options() const { return opt_; }
+  const model::Config& config() const { return config_; }
+  const model::ModelWeights& weights() const { return weights_; }
+  int64_t step() const { return opt_state_.step; }
+  bool done() const { return step() >= opt_.steps; }
+
+  // One optimizer step. Throws TrainError (weights untouched) when the loss or the gradient
+  // is not finite.
+  StepRecord train_step();
+  // Mean main-model loss over the validation batches (nullopt without a held-out split).
+  std::optional<double> validate() const;
+  // config.json, model.safetensors, optimizer.safetensors, trainer_state.json into opt.save.
+  void save_checkpoint() const;
+  // Appends one line to opt.save/log.jsonl.
+  void log(const StepRecord& r) const;
+
+ private:
+  TrainOptions opt_;
+  model::Config config_;
+  model::RopeTable rope_;
+  model::ModelWeights weights_;
+  AdamWState opt_state_;
+  std::unique_ptr<BatchSource> data_;
+};
+
+// The whole run of `dsv3 train`: progress on stderr when it is a terminal, checkpoints, Ctrl-C.
+// stop is polled after each step (set by SIGINT). Returns the exit status.
+int run_training(const TrainOptions& opt, std::atomic<bool>& stop);
+
+}  // namespace dsv3::train
