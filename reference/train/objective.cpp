@@ -95,6 +95,12 @@ struct MlaDims {
         dv(c.v_head_dim), dqk(c.qk_nope_head_dim + c.qk_rope_head_dim), dc(c.kv_lora_rank) {}
 };
 
+// Multiply-adds of the attention products of all sequences and heads: threads pay only above
+// a fork/join's cost (a few microseconds, far more on a loaded machine).
+int64_t attention_work(const Shape& sh, const MlaDims& D) {
+  return sh.B * D.H * sh.n * sh.n * (D.dqk + D.dv);
+}
+
 // k_h = [k^C_h ; k^R] [n, d_h + d^R_h] and v_h [n, d_v] of sequence b, head h.
 template <class S>
 void head_kv(const MlaCache<S>& m, const MlaDims& D, const Shape& sh, int64_t b, int64_t h,
@@ -130,7 +136,7 @@ MatT<S> mla_fwd(const Ctx& ctx, const AttentionWeightsT<S>& w, const Shape& sh, 
   m.o.resize(sh.rows(), D.H * D.dv);
   m.p.assign(sh.B * D.H, {});
   const S scale = static_cast<S>(c.softmax_scale());
-#pragma omp parallel for schedule(dynamic) if (sh.B * D.H > 1 && sh.n >= 32)
+#pragma omp parallel for schedule(dynamic) if (attention_work(sh, D) > (1 << 22))
   for (int64_t bh = 0; bh < sh.B * D.H; ++bh) {
     const int64_t b = bh / D.H, h = bh % D.H;
     MatT<S> q = m.q.block(b * sh.n, h * D.dqk, sh.n, D.dqk), k, v;
@@ -152,7 +158,7 @@ void mla_bwd(const Ctx& ctx, const AttentionWeightsT<S>& w, const Shape& sh, con
   MatT<S> dkvb = MatT<S>::Zero(N, D.H * (D.dn + D.dv));
   std::vector<MatT<S>> dkpe_head(sh.B * D.H);  // k^R is shared: its gradient sums over heads
   const S scale = static_cast<S>(c.softmax_scale());
-#pragma omp parallel for schedule(dynamic) if (sh.B * D.H > 1 && sh.n >= 32)
+#pragma omp parallel for schedule(dynamic) if (attention_work(sh, D) > (1 << 22))
   for (int64_t bh = 0; bh < sh.B * D.H; ++bh) {
     const int64_t b = bh / D.H, h = bh % D.H;
     MatT<S> q = m.q.block(b * sh.n, h * D.dqk, sh.n, D.dqk), k, v, dqh, dkh, dvh;
