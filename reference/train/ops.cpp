@@ -178,15 +178,15 @@ double cross_entropy(const MatT<S>& logits, std::span<const int32_t> targets, S 
   for (Eigen::Index r = 0; r < logits.rows(); ++r) {
     if (targets[r] < 0) continue;
     const S mx = logits.row(r).maxCoeff();
+    // e^(z - max) once per entry in the scalar type (as PyTorch's float32 softmax), summed in
+    // double; the gradient reuses them.
+    std::vector<S> e(logits.cols());
     double z = 0;
-    for (Eigen::Index v = 0; v < logits.cols(); ++v)
-      z += std::exp(static_cast<double>(logits(r, v) - mx));
+    for (Eigen::Index v = 0; v < logits.cols(); ++v) z += e[v] = std::exp(logits(r, v) - mx);
     row_loss[r] = std::log(z) - static_cast<double>(logits(r, targets[r]) - mx);
     if (dlogits) {
-      const double inv_z = 1.0 / z;
-      for (Eigen::Index v = 0; v < logits.cols(); ++v)
-        (*dlogits)(r, v) =
-            static_cast<S>(std::exp(static_cast<double>(logits(r, v) - mx)) * inv_z) * weight;
+      const S scale = static_cast<S>(1.0 / z) * weight;
+      for (Eigen::Index v = 0; v < logits.cols(); ++v) (*dlogits)(r, v) = e[v] * scale;
       (*dlogits)(r, targets[r]) -= weight;
     }
   }

@@ -17,22 +17,34 @@ bool is_bias(const std::string& name) {
 }  // namespace
 
 double grad_norm(const model::Config& c, const model::ModelWeights& grad) {
-  double sq = 0;
+  std::vector<const float*> data;
+  std::vector<int64_t> sizes;
   model::visit_model(c, grad, [&](const std::string& name, const auto& t) {
     if (is_bias(name)) return;
-    double s = 0;  // per tensor, then summed: the order never changes
-    for (Eigen::Index i = 0; i < t.size(); ++i) s += static_cast<double>(t.data()[i]) * t.data()[i];
-    sq += s;
+    data.push_back(t.data());
+    sizes.push_back(t.size());
   });
+  // One partial sum per tensor, added in a fixed order: the norm does not depend on threads.
+  std::vector<double> part(data.size(), 0.0);
+#pragma omp parallel for schedule(dynamic)
+  for (size_t k = 0; k < data.size(); ++k) {
+    double s = 0;
+    for (int64_t i = 0; i < sizes[k]; ++i) s += static_cast<double>(data[k][i]) * data[k][i];
+    part[k] = s;
+  }
+  double sq = 0;
+  for (double s : part) sq += s;
   return std::sqrt(sq);
+}
+
+float clip_scale(double norm, double max_norm) {
+  return max_norm > 0 && norm > max_norm ? static_cast<float>(max_norm / (norm + 1e-6)) : 1.0f;
 }
 
 double clip_grad_norm(const model::Config& c, model::ModelWeights& grad, double max_norm) {
   const double norm = grad_norm(c, grad);
-  if (max_norm > 0 && norm > max_norm) {
-    const float scale = static_cast<float>(max_norm / (norm + 1e-6));
-    model::visit_model(c, grad, [&](const std::string&, auto& t) { t *= scale; });
-  }
+  const float scale = clip_scale(norm, max_norm);
+  if (scale != 1.0f) model::visit_model(c, grad, [&](const std::string&, auto& t) { t *= scale; });
   return norm;
 }
 
@@ -44,7 +56,7 @@ AdamWState adamw_init(const model::Config& c, const model::ModelWeights& w) {
 }
 
 void adamw_step(const model::Config& c, model::ModelWeights& w, const model::ModelWeights& grad,
-                AdamWState& state, double lr, const AdamWOptions& opt) {
+                AdamWState& state, double lr, const AdamWOptions& opt, float grad_scale) {
   ++state.step;
   const double bc1 = 1.0 - std::pow(opt.beta1, static_cast<double>(state.step));
   const double bc2 = 1.0 - std::pow(opt.beta2, static_cast<double>(state.step));
@@ -78,9 +90,10 @@ void adamw_step(const model::Config& c, model::ModelWeights& w, const model::Mod
     float* m = mp[k];
     float* v = vp[k];
     for (int64_t i = 0; i < sizes[k]; ++i) {
+      const float gi = grad_scale == 1.0f ? g[i] : g[i] * grad_scale;  // clipped, as torch's
       if (decay[k]) p[i] *= wd;
-      m[i] += (g[i] - m[i]) * (1.0f - b1);  // torch: exp_avg.lerp_(grad, 1 - beta1)
-      v[i] = v[i] * b2 + (1.0f - b2) * g[i] * g[i];
+      m[i] += (gi - m[i]) * (1.0f - b1);  // torch: exp_avg.lerp_(grad, 1 - beta1)
+      v[i] = v[i] * b2 + (1.0f - b2) * gi * gi;
       const float denom = std::sqrt(v[i]) / bc2_sqrt + eps;
       p[i] -= step_size * (m[i] / denom);
     }

@@ -20,6 +20,8 @@ double grad_norm(const model::Config& c, const model::ModelWeights& grad);
 // torch.nn.utils.clip_grad_norm_: when norm > max_norm, scale by max_norm / (norm + 1e-6).
 // Returns the norm before clipping. max_norm <= 0 disables clipping.
 double clip_grad_norm(const model::Config& c, model::ModelWeights& grad, double max_norm);
+// The factor clip_grad_norm multiplies the gradients by (1 when no clipping happens).
+float clip_scale(double norm, double max_norm);
 
 struct AdamWOptions {
   double beta1 = 0.9;  // V3 §4.2
@@ -41,8 +43,10 @@ AdamWState adamw_init(const model::Config& c, const model::ModelWeights& w);
 //   θ ← θ − lr/(1 − β1^t) · m / (sqrt(v)/sqrt(1 − β2^t) + ε)
 // A tensor that no token touched has a zero gradient and is still decayed and moved by its
 // moments. Correction biases are not parameters and are left alone.
+// grad_scale multiplies every gradient as it is read: adamw_step(..., clip_scale(norm, C)) on
+// raw gradients equals clip_grad_norm then adamw_step, in one pass over memory instead of two.
 void adamw_step(const model::Config& c, model::ModelWeights& w, const model::ModelWeights& grad,
-                AdamWState& state, double lr, const AdamWOptions& opt);
+                AdamWState& state, double lr, const AdamWOptions& opt, float grad_scale = 1.0f);
 
 // Auxiliary-loss-free balancing (§2.1.2, LF Alg. 1): for every MoE layer of the step,
 // b_i ← b_i + γ·sign(mean_j c_j − c_i), c = the tokens routed to each expert this step.

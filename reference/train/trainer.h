@@ -115,6 +115,7 @@ class Trainer {
   model::RopeTable rope_;
   model::ModelWeights weights_;
   AdamWState opt_state_;
+  model::ModelWeights grad_;  // reused every step (zeroed, not reallocated)
   std::unique_ptr<BatchSource> data_;
 };
 

@@ -164,6 +164,24 @@ TEST(TrainProperties, ClipScalesToTheNormAsTorchDoes) {
   EXPECT_NEAR(g.norm[0], 4.0 / (5.0 + 1e-6), 1e-7);
 }
 
+TEST(TrainProperties, ClippingFoldedIntoAdamWEqualsClipThenAdamW) {
+  Micro s;
+  auto g = zeros_like(s.c, s.w);
+  s.run(random_batch(s.c, 2, 9, 8), Objective{}, &g);
+  const double norm = grad_norm(s.c, g);
+  ASSERT_GT(norm, 0.5);
+  model::ModelWeights a = s.w, b = s.w;
+  AdamWState sa = adamw_init(s.c, a), sb = adamw_init(s.c, b);
+  auto g_clipped = g;
+  EXPECT_EQ(clip_grad_norm(s.c, g_clipped, 0.5), norm);
+  adamw_step(s.c, a, g_clipped, sa, 1e-2, AdamWOptions{});
+  adamw_step(s.c, b, g, sb, 1e-2, AdamWOptions{}, clip_scale(norm, 0.5));
+  EXPECT_EQ(a.layers[1].moe->gate, b.layers[1].moe->gate);  // bit for bit
+  EXPECT_EQ(a.embed_tokens, b.embed_tokens);
+  EXPECT_EQ(sa.v.lm_head, sb.v.lm_head);
+  EXPECT_EQ(clip_scale(0.4, 0.5), 1.0f);
+}
+
 TEST(TrainProperties, BiasUpdateFollowsTheSignRule) {
   Micro s({.experts = 4, .groups = 1, .topk_group = 1});
   model::ModelWeights w = s.w;

@@ -25,6 +25,18 @@ fs::path temp_dir(const std::string& name) {
   return p;
 }
 
+// `dsv3 tokenize` of a sentence repeated n times; returns the tokens file.
+std::string tokenized(const fs::path& dir, const std::string& sentence, int n) {
+  {
+    std::ofstream f(dir / "text.txt");
+    for (int i = 0; i < n; ++i) f << sentence;
+  }
+  const std::string out = (dir / "tokens.safetensors").string();
+  auto r = dsv3_cli("tokenize " + (dir / "text.txt").string() + " --out " + out);
+  EXPECT_EQ(r.status, 0) << r.out;
+  return out;
+}
+
 int lines(const std::string& s) {
   return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
 }
@@ -53,15 +65,10 @@ TEST(TrainCli, GradDumpsTheContractInCheckpointNaming) {
 
 TEST(TrainCli, TrainsTokenizesAndSavesACheckpointEveryCommandLoads) {
   fs::path dir = temp_dir("train");
-  {
-    std::ofstream f(dir / "text.txt");
-    for (int i = 0; i < 30; ++i) f << "Multi-head latent attention caches a small latent. ";
-  }
-  auto tok = dsv3_cli("tokenize " + (dir / "text.txt").string() + " --out " +
-                      (dir / "tokens.safetensors").string());
-  ASSERT_EQ(tok.status, 0) << tok.out;
+  const std::string tokens =
+      tokenized(dir, "Multi-head latent attention caches a small latent. ", 30);
   const std::string save = (dir / "run").string();
-  auto r = dsv3_cli("train --model tiny --data " + (dir / "tokens.safetensors").string() +
+  auto r = dsv3_cli("train --model tiny --data " + tokens +
                     " --steps 12 --lr 3e-3 --batch 2 --seq-len 32 --save-every 5 --eval-every 6 --save " + save);
   ASSERT_EQ(r.status, 0) << r.out;
   for (const char* f : {"config.json", "model.safetensors", "optimizer.safetensors",
@@ -94,17 +101,13 @@ TEST(TrainCli, TrainsTokenizesAndSavesACheckpointEveryCommandLoads) {
 
 TEST(TrainCli, CtrlCSavesAndExitsCleanly) {
   fs::path dir = temp_dir("sigint");
-  {
-    std::ofstream f(dir / "text.txt");
-    for (int i = 0; i < 200; ++i) f << "Every token goes to eight of 256 routed experts. ";
-  }
-  ASSERT_EQ(dsv3_cli("tokenize " + (dir / "text.txt").string() + " --out " +
-                     (dir / "tokens.safetensors").string()).status, 0);
+  const std::string tokens =
+      tokenized(dir, "Every token goes to eight of 256 routed experts. ", 200);
   const std::string save = (dir / "run").string();
   // A run far too long to finish: Ctrl-C once its log shows a finished step.
   const std::string cmd =
-      "'" + std::string(DSV3_BINARY) + "' train --model tiny --data " +
-      (dir / "tokens.safetensors").string() + " --steps 1000000 --lr 1e-3 --batch 2 --seq-len 32 " +
+      "'" + std::string(DSV3_BINARY) + "' train --model tiny --data " + tokens +
+      " --steps 1000000 --lr 1e-3 --batch 2 --seq-len 32 " +
       "--save-every 1000000 --eval-every 1000000 --save " + save + " > " +
       (dir / "out.txt").string() + " 2>&1 & pid=$!; " +
       "for i in $(seq 600); do [ -s " + save + "/log.jsonl ] && break; sleep 0.1; done; " +
@@ -118,7 +121,7 @@ TEST(TrainCli, CtrlCSavesAndExitsCleanly) {
   const nlohmann::json state = nlohmann::json::parse(st);
   EXPECT_GE(state["step"].get<int>(), 1);  // the steps done, not the step-0 checkpoint
   // What was saved continues: --resume picks it up (and stops at once, --steps reached).
-  auto resumed = dsv3_cli("train --model tiny --data " + (dir / "tokens.safetensors").string() +
+  auto resumed = dsv3_cli("train --model tiny --data " + tokens +
                           " --steps " + std::to_string(state["step"].get<int>()) +
                           " --lr 1e-3 --batch 2 --seq-len 32 --resume --save " + save);
   EXPECT_EQ(resumed.status, 0) << resumed.out;
