@@ -173,6 +173,7 @@ void add_train_commands(CLI::App& app) {
   g->add_option("--dump", ga->dump, "Output .safetensors: loss, loss.main, loss.mtp.{k}, "
                                     "loss.balance and grad.{name}")
       ->required();
+  g->option_defaults()->always_capture_default();
   g->add_option("--mtp-lambda", ga->lambda, "MTP loss weight lambda (V3: 0.3)");
   g->add_option("--balance-alpha", ga->alpha, "Sequence-wise balance loss weight alpha (V3: 1e-4)");
   g->add_option("--balance", ga->balance, "none | loss-free | aux (aux: routing ignores the bias)")
@@ -193,6 +194,7 @@ void add_train_commands(CLI::App& app) {
       ->required();
   t->add_option("--steps", o.steps, "Optimizer steps in the run")->required();
   t->add_option("--lr", o.lr, "Peak learning rate")->required();
+  t->option_defaults()->always_capture_default();  // --help shows the defaults from here on
   t->add_option("--schedule", ta->schedule,
                 "constant | cosine (V3's shape: warm-up, constant to 67.6%, cosine to 0.1x)")
       ->check(CLI::IsMember({"constant", "cosine"}));
