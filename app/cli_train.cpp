@@ -87,12 +87,14 @@ void run_grad(const GradArgs& a) {
   w.set_metadata("format", "pt");
   w.write(a.dump);
   std::string mtp;
-  for (size_t k = 0; k < lp.mtp.size(); ++k) mtp += fmt::format(" · mtp.{} {:.6f}", k + 1, lp.mtp[k]);
-  std::printf("loss %.6f = main %.6f%s (lambda %g) + balance %.6f (alpha %g, %s); B=%lld T=%lld; "
-              "gradients of %s written to %s\n",
-              lp.total, lp.main, mtp.c_str(), a.lambda, lp.balance, obj.effective_alpha(),
-              train::to_string(obj.balance), static_cast<long long>(batch.B),
-              static_cast<long long>(batch.T), c.name.c_str(), a.dump.c_str());
+  for (size_t k = 0; k < lp.mtp.size(); ++k)
+    mtp += fmt::format(" · mtp.{} {:.6f}", k + 1, lp.mtp[k]);
+  std::printf(
+      "loss %.6f = main %.6f%s (lambda %g) + balance %.6f (alpha %g, %s); B=%lld T=%lld; "
+      "gradients of %s written to %s\n",
+      lp.total, lp.main, mtp.c_str(), a.lambda, lp.balance, obj.effective_alpha(),
+      train::to_string(obj.balance), static_cast<long long>(batch.B),
+      static_cast<long long>(batch.T), c.name.c_str(), a.dump.c_str());
 }
 
 std::atomic<bool> g_stop{false};
@@ -170,8 +172,9 @@ void add_train_commands(CLI::App& app) {
   g->add_option("--model", ga->model, "Checkpoint folder, config.json, or built-in name")
       ->required();
   g->add_option("--batch", ga->batch, "safetensors file holding ids int64 [B, T]")->required();
-  g->add_option("--dump", ga->dump, "Output .safetensors: loss, loss.main, loss.mtp.{k}, "
-                                    "loss.balance and grad.{name}")
+  g->add_option("--dump", ga->dump,
+                "Output .safetensors: loss, loss.main, loss.mtp.{k}, "
+                "loss.balance and grad.{name}")
       ->required();
   g->option_defaults()->always_capture_default();
   g->add_option("--mtp-lambda", ga->lambda, "MTP loss weight lambda (V3: 0.3)");
@@ -213,8 +216,9 @@ void add_train_commands(CLI::App& app) {
   t->add_option("--seed", o.seed, "Seed of the initialisation and the batch windows");
   t->add_option("--init-std", o.init_std,
                 "Init std of every matrix (default 0.006*sqrt(7168/hidden_size))");
-  t->add_option("--save", o.save, "Output folder: config.json, model.safetensors, optimizer "
-                                  "state, log.jsonl")
+  t->add_option("--save", o.save,
+                "Output folder: config.json, model.safetensors, optimizer "
+                "state, log.jsonl")
       ->required();
   t->add_option("--save-every", o.save_every, "Checkpoint every K steps");
   t->add_option("--eval-every", o.eval_every, "Validation every K steps (default: 10 per run)");

@@ -111,11 +111,12 @@ ModelWeights random_weights(const Config& c, uint64_t seed) {
 ModelWeights init_weights(const Config& c, uint64_t seed, double stddev) {
   ModelWeights w;
   alloc_model(c, w, c.num_nextn_predict_layers);  // norms 1, biases 0
-  visit_model(c, w, Overload{[&](const std::string& name, Mat& m) {
-                               fill_normal(m.data(), m.size(), splitmix(seed ^ name_hash(name)),
-                                           static_cast<float>(stddev));
-                             },
-                             [](const std::string&, Vec&) {}});
+  visit_model(c, w,
+              Overload{[&](const std::string& name, Mat& m) {
+                         fill_normal(m.data(), m.size(), splitmix(seed ^ name_hash(name)),
+                                     static_cast<float>(stddev));
+                       },
+                       [](const std::string&, Vec&) {}});
   return w;
 }
 

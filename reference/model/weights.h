@@ -26,10 +26,10 @@ struct FfnWeightsT {  // SwiGLU: down( silu(gate x) * (up x) )
 
 template <class S>
 struct MoeWeightsT {
-  MatT<S> gate;                           // router e_i as rows                [N_r, d]
-  VecT<S> e_score_correction_bias;        // b_i (empty when the config has none) [N_r]
-  std::vector<FfnWeightsT<S>> experts;    // routed experts                    N_r x
-  std::optional<FfnWeightsT<S>> shared;   // all shared experts fused, inter = N_s * moe_inter
+  MatT<S> gate;                          // router e_i as rows                [N_r, d]
+  VecT<S> e_score_correction_bias;       // b_i (empty when the config has none) [N_r]
+  std::vector<FfnWeightsT<S>> experts;   // routed experts                    N_r x
+  std::optional<FfnWeightsT<S>> shared;  // all shared experts fused, inter = N_s * moe_inter
 };
 
 template <class S>
@@ -49,17 +49,17 @@ template <class S>
 struct LayerWeightsT {
   VecT<S> input_layernorm;  // [d]
   AttentionWeightsT<S> attn;
-  VecT<S> post_attention_layernorm;       // [d]
-  std::optional<FfnWeightsT<S>> dense;    // first_k_dense_replace layers
-  std::optional<MoeWeightsT<S>> moe;      // the rest
+  VecT<S> post_attention_layernorm;     // [d]
+  std::optional<FfnWeightsT<S>> dense;  // first_k_dense_replace layers
+  std::optional<MoeWeightsT<S>> moe;    // the rest
 };
 
 template <class S>
-struct MtpWeightsT {      // one MTP module (eq. 21-23), stored at layer index num_hidden_layers + k
-  VecT<S> enorm;          // RMSNorm of the embedding   [d]
-  VecT<S> hnorm;          // RMSNorm of the hidden state [d]
-  MatT<S> eh_proj;        // M_k  [d, 2d], input columns [embedding; hidden]
-  LayerWeightsT<S> block; // TRM_k
+struct MtpWeightsT {  // one MTP module (eq. 21-23), stored at layer index num_hidden_layers + k
+  VecT<S> enorm;      // RMSNorm of the embedding   [d]
+  VecT<S> hnorm;      // RMSNorm of the hidden state [d]
+  MatT<S> eh_proj;    // M_k  [d, 2d], input columns [embedding; hidden]
+  LayerWeightsT<S> block;    // TRM_k
   VecT<S> shared_head_norm;  // [d]
 };
 
@@ -67,9 +67,9 @@ template <class S>
 struct ModelWeightsT {
   MatT<S> embed_tokens;  // [V, d]
   std::vector<LayerWeightsT<S>> layers;
-  VecT<S> norm;                       // [d]
-  MatT<S> lm_head;                    // [V, d]
-  std::vector<MtpWeightsT<S>> mtp;    // empty when the checkpoint has no MTP module
+  VecT<S> norm;                     // [d]
+  MatT<S> lm_head;                  // [V, d]
+  std::vector<MtpWeightsT<S>> mtp;  // empty when the checkpoint has no MTP module
 };
 
 using FfnWeights = FfnWeightsT<float>;

@@ -20,9 +20,12 @@ using model::MoeWeightsT;
 
 const char* to_string(BalanceMode m) {
   switch (m) {
-    case BalanceMode::kNone: return "none";
-    case BalanceMode::kLossFree: return "loss-free";
-    case BalanceMode::kAux: return "aux";
+    case BalanceMode::kNone:
+      return "none";
+    case BalanceMode::kLossFree:
+      return "loss-free";
+    case BalanceMode::kAux:
+      return "aux";
   }
   return "?";
 }
@@ -76,23 +79,27 @@ struct Ctx {
 
 template <class S>
 struct MlaCache {
-  MatT<S> cq_raw, cq;   // c^Q before / after its RMSNorm        [N, d'_c]
+  MatT<S> cq_raw, cq;  // c^Q before / after its RMSNorm        [N, d'_c]
   RmsCache<S> q_norm;
-  MatT<S> q;            // [q^C; RoPE(q^R)] per head              [N, H*(d_h+d^R_h)]
-  MatT<S> kv_c;         // c^KV before its RMSNorm               [N, d_c]
+  MatT<S> q;     // [q^C; RoPE(q^R)] per head              [N, H*(d_h+d^R_h)]
+  MatT<S> kv_c;  // c^KV before its RMSNorm               [N, d_c]
   RmsCache<S> kv_norm;
-  MatT<S> ckv;          // ĉ^KV                                   [N, d_c]
-  MatT<S> kpe;          // RoPE(k^R), shared by all heads         [N, d^R_h]
-  MatT<S> kvb;          // [k^C_h; v_h] per head                  [N, H*(d_h+d_v)]
+  MatT<S> ckv;             // ĉ^KV                                   [N, d_c]
+  MatT<S> kpe;             // RoPE(k^R), shared by all heads         [N, d^R_h]
+  MatT<S> kvb;             // [k^C_h; v_h] per head                  [N, H*(d_h+d_v)]
   std::vector<MatT<S>> p;  // softmax per (sequence, head)        [n, n]
-  MatT<S> o;            // head outputs                           [N, H*d_v]
+  MatT<S> o;               // head outputs                           [N, H*d_v]
 };
 
 struct MlaDims {
   int64_t H, dn, dr, dv, dqk, dc;
   explicit MlaDims(const Config& c)
-      : H(c.num_attention_heads), dn(c.qk_nope_head_dim), dr(c.qk_rope_head_dim),
-        dv(c.v_head_dim), dqk(c.qk_nope_head_dim + c.qk_rope_head_dim), dc(c.kv_lora_rank) {}
+      : H(c.num_attention_heads),
+        dn(c.qk_nope_head_dim),
+        dr(c.qk_rope_head_dim),
+        dv(c.v_head_dim),
+        dqk(c.qk_nope_head_dim + c.qk_rope_head_dim),
+        dc(c.kv_lora_rank) {}
 };
 
 // Multiply-adds of the attention products of all sequences and heads: threads pay only above
@@ -208,7 +215,7 @@ struct MoeCache {
   std::vector<std::vector<S>> gate;    // g_{i,t} of the chosen experts               [N][K]
   std::vector<S> denom;                // Σ_{chosen} s (+1e-20) when normalised, else 1 [N]
   std::vector<std::vector<std::pair<int64_t, int>>> routed;  // expert -> (token, slot)
-  std::vector<MatT<S>> xe, ye;         // expert inputs and outputs
+  std::vector<MatT<S>> xe, ye;                               // expert inputs and outputs
   std::vector<SwigluCache<S>> ec;
   SwigluCache<S> shared;
   std::vector<int64_t> counts;         // c_i: tokens routed to expert i              [E]
@@ -238,7 +245,8 @@ MatT<S> moe_fwd(const Ctx& ctx, const MoeWeightsT<S>& w, const Shape& sh, const 
     for (int64_t i = 0; i < E; ++i) lf[i] = static_cast<float>(logits(t, i));
     model::RouteResult r = model::route(c, lf, bias);  // selection exactly as in inference
     if (c.scoring_func == model::ScoringFunc::kSigmoid) {
-      for (int64_t i = 0; i < E; ++i) m.scores(t, i) = S(1) / (S(1) + std::exp(-logits(t, i)));  // (15)
+      for (int64_t i = 0; i < E; ++i)
+        m.scores(t, i) = S(1) / (S(1) + std::exp(-logits(t, i)));  // (15)
     } else {
       const S mx = logits.row(t).maxCoeff();
       S sum = 0;
@@ -343,8 +351,7 @@ void moe_bwd(const Ctx& ctx, const MoeWeightsT<S>& w, const Shape& sh, const Mat
         double sum = 0, dot = 0;
         for (int64_t i = 0; i < E; ++i) sum += m.scores(t, i);
         for (int64_t i = 0; i < E; ++i) dot += coef * m.f[b][i] * m.scores(t, i) / sum;
-        for (int64_t i = 0; i < E; ++i)
-          ds(t, i) += static_cast<S>((coef * m.f[b][i] - dot) / sum);
+        for (int64_t i = 0; i < E; ++i) ds(t, i) += static_cast<S>((coef * m.f[b][i] - dot) / sum);
       }
     }
   }
@@ -382,7 +389,8 @@ MatT<S> block_fwd(const Ctx& ctx, const LayerWeightsT<S>& w, const Shape& sh, co
   bc.f = rms_norm_fwd(bc.h, w.post_attention_layernorm, eps, bc.n2);
   balance = 0;
   if (w.moe) return bc.h + moe_fwd(ctx, *w.moe, sh, bc.f, bc.moe, balance);
-  return bc.h + swiglu_fwd(bc.f, w.dense->gate_proj, w.dense->up_proj, w.dense->down_proj, bc.dense);
+  return bc.h +
+         swiglu_fwd(bc.f, w.dense->gate_proj, w.dense->up_proj, w.dense->down_proj, bc.dense);
 }
 
 // dx = dL/dx from dy = dL/dy.
@@ -441,8 +449,8 @@ LossParts loss_and_grad(const Config& c, const model::RopeTable& rope, const Mod
     if (id < 0 || id >= V)
       throw std::out_of_range(fmt::format("token id {} is outside the vocabulary [0, {})", id, V));
   if (T > c.max_position_embeddings)
-    throw std::out_of_range(fmt::format("sequence length {} exceeds max_position_embeddings {}",
-                                        T, c.max_position_embeddings));
+    throw std::out_of_range(fmt::format("sequence length {} exceeds max_position_embeddings {}", T,
+                                        c.max_position_embeddings));
   const double eps = c.rms_norm_eps;
   Ctx ctx{c, rope, obj, B};
   LossParts out;
@@ -460,13 +468,15 @@ LossParts loss_and_grad(const Config& c, const model::RopeTable& rope, const Mod
   }
   RmsCache<S> final_norm;
   MatT<S> hn = rms_norm_fwd(h, w.norm, eps, final_norm);  // [B*T, d]
-  MatT<S> logits = linear_fwd(hn, w.lm_head);              // [B*T, V]
+  MatT<S> logits = linear_fwd(hn, w.lm_head);             // [B*T, V]
   std::vector<int32_t> targets(N, -1);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t + 1 < T; ++t) targets[b * T + t] = batch.at(b, t + 1);
   const double n_main = static_cast<double>(B * (T - 1));
   MatT<S> dlogits;
-  out.main = cross_entropy(logits, targets, static_cast<S>(1.0 / n_main), grad ? &dlogits : nullptr) / n_main;
+  out.main =
+      cross_entropy(logits, targets, static_cast<S>(1.0 / n_main), grad ? &dlogits : nullptr) /
+      n_main;
   logits.resize(0, 0);
 
   // ---- MTP modules (eq. 21-23): depth k at positions t = 0 .. T-1-k of each sequence.
@@ -498,8 +508,9 @@ LossParts loss_and_grad(const Config& c, const model::RopeTable& rope, const Mod
     MatT<S> lk = linear_fwd(M.hkn, w.lm_head);  // eq. (23), the shared head
     const double n_k = static_cast<double>(B * (T - 1 - k));
     const double wk = obj.mtp_lambda / D / n_k;  // eq. (25): λ/D times the mean
-    out.mtp.push_back(cross_entropy(lk, M.targets, static_cast<S>(wk),
-                                    grad ? &mtp_dlogits[k - 1] : nullptr) / n_k);
+    out.mtp.push_back(
+        cross_entropy(lk, M.targets, static_cast<S>(wk), grad ? &mtp_dlogits[k - 1] : nullptr) /
+        n_k);
   }
   out.total = out.main + obj.effective_alpha() * out.balance;
   for (double lk : out.mtp) out.total += obj.mtp_lambda / D * lk;

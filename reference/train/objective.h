@@ -3,7 +3,8 @@
 //   L = L_main + lambda * (1/D) * sum_k L_MTP^k + alpha * L_Bal          (eq. 19, 24, 25)
 //
 //   L_main    mean over the B(T-1) next-token targets of -log P(x_{t+1} | x_{<=t})
-//   L_MTP^k   mean over the B(T-1-k) targets of -log P_k(x_{t+1+k}) from MTP module k at position t;
+//   L_MTP^k   mean over the B(T-1-k) targets of -log P_k(x_{t+1+k}) from MTP module k at position
+//   t;
 //             module 1 reads the main model's output after its final norm, module k >= 2 the
 //             previous module's block output before its shared_head.norm (mtp.h conventions)
 //   L_Bal     the sequence-wise balance loss (eq. 17-20) of every DeepSeekMoE layer (main model
@@ -37,8 +38,8 @@ const char* to_string(BalanceMode m);
 BalanceMode parse_balance_mode(const std::string& s);  // throws std::invalid_argument
 
 struct Objective {
-  double mtp_lambda = 0.3;     // lambda (V3: 0.3, then 0.1)
-  double balance_alpha = 1e-4; // alpha (V3: 1e-4)
+  double mtp_lambda = 0.3;      // lambda (V3: 0.3, then 0.1)
+  double balance_alpha = 1e-4;  // alpha (V3: 1e-4)
   BalanceMode balance = BalanceMode::kLossFree;
   // alpha as it enters L (0 without balancing).
   double effective_alpha() const { return balance == BalanceMode::kNone ? 0.0 : balance_alpha; }
@@ -51,10 +52,10 @@ struct Batch {  // ids [B, T], row-major
 };
 
 struct LossParts {
-  double total = 0;           // L
-  double main = 0;            // L_main
-  std::vector<double> mtp;    // [D] L_MTP^k
-  double balance = 0;         // L_Bal, unweighted
+  double total = 0;         // L
+  double main = 0;          // L_main
+  std::vector<double> mtp;  // [D] L_MTP^k
+  double balance = 0;       // L_Bal, unweighted
   // Per DeepSeekMoE layer in checkpoint order (main layers, then MTP blocks): the checkpoint
   // layer index and the tokens routed to each expert in this forward (c_i of the bias update).
   std::vector<int> moe_layers;

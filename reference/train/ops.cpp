@@ -49,7 +49,7 @@ void rms_norm_bwd(const MatT<S>& x, const VecT<S>& g, const RmsCache<S>& cache, 
   for (Eigen::Index r = 0; r < x.rows(); ++r) {
     const S inv = cache.inv_r[r];
     auto gdy = dy.row(r).cwiseProduct(g.transpose());  // g * dy  [d]
-    const S dot = gdy.dot(x.row(r));                    // sum_k g_k dy_k x_k
+    const S dot = gdy.dot(x.row(r));                   // sum_k g_k dy_k x_k
     dg.noalias() += (dy.row(r).cwiseProduct(x.row(r)) * inv).transpose();
     dx.row(r).noalias() += gdy * inv - x.row(r) * (dot * inv * inv * inv / n);
   }
@@ -68,7 +68,8 @@ MatT<S> swiglu_fwd(const MatT<S>& x, const MatT<S>& w1, const MatT<S>& w3, const
   cache.a = linear_fwd(x, w1);  // [N, inter]
   cache.b = linear_fwd(x, w3);  // [N, inter]
   // silu(a) = a / (1 + e^-a), written as model.cpp does so float32 results agree bit for bit.
-  MatT<S> h = cache.a.unaryExpr([](S v) { return v / (S(1) + std::exp(-v)); }).cwiseProduct(cache.b);
+  MatT<S> h =
+      cache.a.unaryExpr([](S v) { return v / (S(1) + std::exp(-v)); }).cwiseProduct(cache.b);
   return linear_fwd(h, w2);  // [N, d]
 }
 
@@ -82,9 +83,9 @@ void swiglu_bwd(const MatT<S>& x, const MatT<S>& w1, const MatT<S>& w3, const Ma
   MatT<S> silu = a.cwiseProduct(sig);
   MatT<S> h = silu.cwiseProduct(b);  // recomputed (§3.3.3)
   dw2.noalias() += dy.transpose() * h;
-  MatT<S> dh = dy * w2;                                 // [N, inter]
-  MatT<S> db = dh.cwiseProduct(silu);                   // δb = δh ⊙ silu(a)
-  MatT<S> da = dh.cwiseProduct(b).cwiseProduct(         // δa = δh ⊙ b ⊙ σ(a)(1 + a(1 − σ(a)))
+  MatT<S> dh = dy * w2;                          // [N, inter]
+  MatT<S> db = dh.cwiseProduct(silu);            // δb = δh ⊙ silu(a)
+  MatT<S> da = dh.cwiseProduct(b).cwiseProduct(  // δa = δh ⊙ b ⊙ σ(a)(1 + a(1 − σ(a)))
       sig.cwiseProduct((a.array() * (S(1) - sig.array()) + S(1)).matrix()));
   linear_bwd(x, w1, da, &dx, dw1);
   linear_bwd(x, w3, db, &dx, dw3);
@@ -144,9 +145,8 @@ void attention_bwd(const MatT<S>& q, const MatT<S>& k, const MatT<S>& v, const M
 }
 
 template <class S>
-void attention_bwd_reference(const MatT<S>& q, const MatT<S>& k, const MatT<S>& v,
-                             const MatT<S>& p, S scale, const MatT<S>& dout, MatT<S>& dq,
-                             MatT<S>& dk, MatT<S>& dv) {
+void attention_bwd_reference(const MatT<S>& q, const MatT<S>& k, const MatT<S>& v, const MatT<S>& p,
+                             S scale, const MatT<S>& dout, MatT<S>& dq, MatT<S>& dk, MatT<S>& dv) {
   const Eigen::Index n = q.rows();
   dq = MatT<S>::Zero(n, q.cols());
   dk = MatT<S>::Zero(n, k.cols());
@@ -197,7 +197,7 @@ double cross_entropy(const MatT<S>& logits, std::span<const int32_t> targets, S 
 
 #define DSV3_INSTANTIATE(S)                                                                      \
   template MatT<S> linear_fwd(const MatT<S>&, const MatT<S>&);                                   \
-  template void linear_bwd(const MatT<S>&, const MatT<S>&, const MatT<S>&, MatT<S>*, MatT<S>&); \
+  template void linear_bwd(const MatT<S>&, const MatT<S>&, const MatT<S>&, MatT<S>*, MatT<S>&);  \
   template void linear_bwd_reference(const MatT<S>&, const MatT<S>&, const MatT<S>&, MatT<S>&,   \
                                      MatT<S>&);                                                  \
   template MatT<S> rms_norm_fwd(const MatT<S>&, const VecT<S>&, double, RmsCache<S>&);           \

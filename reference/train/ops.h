@@ -72,9 +72,8 @@ void attention_bwd(const MatT<S>& q, const MatT<S>& k, const MatT<S>& v, const M
                    const MatT<S>& dout, MatT<S>& dq, MatT<S>& dk, MatT<S>& dv);
 // Plain loops over (t, j), for tests of the Eigen form.
 template <class S>
-void attention_bwd_reference(const MatT<S>& q, const MatT<S>& k, const MatT<S>& v,
-                             const MatT<S>& p, S scale, const MatT<S>& dout, MatT<S>& dq,
-                             MatT<S>& dk, MatT<S>& dv);
+void attention_bwd_reference(const MatT<S>& q, const MatT<S>& k, const MatT<S>& v, const MatT<S>& p,
+                             S scale, const MatT<S>& dout, MatT<S>& dq, MatT<S>& dk, MatT<S>& dv);
 
 // ---- Cross-entropy ------------------------------------------------------------------------
 // Sum over rows of -log softmax(logits_r)[target_r] (in double), and, when dlogits is set,

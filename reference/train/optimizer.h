@@ -26,7 +26,7 @@ float clip_scale(double norm, double max_norm);
 struct AdamWOptions {
   double beta1 = 0.9;  // V3 §4.2
   double beta2 = 0.95;
-  double eps = 1e-8;   // not stated in the paper; the usual value
+  double eps = 1e-8;  // not stated in the paper; the usual value
   double weight_decay = 0.1;
 };
 

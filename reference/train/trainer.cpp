@@ -56,9 +56,10 @@ std::vector<int32_t> read_ids(const io::TensorView& t, int64_t vocab) {
                                      t.file, t.name, io::to_string(t.dtype)));
     }
     if (v < 0 || v >= vocab)
-      throw TrainError(fmt::format("{}: tensor '{}' holds token id {} at index {}, outside the "
-                                   "model's vocabulary [0, {})",
-                                   t.file, t.name, v, i, vocab));
+      throw TrainError(
+          fmt::format("{}: tensor '{}' holds token id {} at index {}, outside the "
+                      "model's vocabulary [0, {})",
+                      t.file, t.name, v, i, vocab));
     out[i] = static_cast<int32_t>(v);
   }
   return out;
@@ -93,8 +94,8 @@ BatchSource::BatchSource(const std::string& path, int64_t vocab_size) : path_(pa
     throw TrainError(fmt::format(
         "{}: no training data: expected ids.step0, ids.step1, ... [B, T] or a 1-D 'tokens'", path));
   if (t->shape.size() != 1)
-    throw TrainError(fmt::format("{}: 'tokens' must be 1-D, got {} dimensions", path,
-                                 t->shape.size()));
+    throw TrainError(
+        fmt::format("{}: 'tokens' must be 1-D, got {} dimensions", path, t->shape.size()));
   std::vector<int32_t> all = read_ids(*t, vocab_size);
   const int64_t n_val = static_cast<int64_t>(all.size()) / 20;  // the last 5% is held out
   train_.assign(all.begin(), all.end() - n_val);
@@ -104,15 +105,16 @@ BatchSource::BatchSource(const std::string& path, int64_t vocab_size) : path_(pa
 Batch BatchSource::train_batch(int64_t step, int64_t B, int64_t T, uint64_t seed) const {
   if (fixed_) {
     if (step >= static_cast<int64_t>(steps_.size()))
-      throw TrainError(fmt::format("{}: has batches for {} steps (ids.step0 .. ids.step{}), "
-                                   "step {} needs ids.step{}",
-                                   path_, steps_.size(), steps_.size() - 1, step, step));
+      throw TrainError(
+          fmt::format("{}: has batches for {} steps (ids.step0 .. ids.step{}), "
+                      "step {} needs ids.step{}",
+                      path_, steps_.size(), steps_.size() - 1, step, step));
     return steps_[step];
   }
   const int64_t n = static_cast<int64_t>(train_.size());
   if (n < T)
-    throw TrainError(fmt::format("{}: the training split has {} tokens, fewer than --seq-len {}",
-                                 path_, n, T));
+    throw TrainError(
+        fmt::format("{}: the training split has {} tokens, fewer than --seq-len {}", path_, n, T));
   Batch b{B, T, std::vector<int32_t>(B * T)};
   for (int64_t s = 0; s < B; ++s) {
     // Counter-based: the window of (seed, step, row) never depends on earlier steps, so a
@@ -153,8 +155,8 @@ Trainer::Trainer(TrainOptions opt) : opt_(std::move(opt)) {
   std::string source = opt_.model;
   if (opt_.resume) {
     if (!fs::exists(out / "trainer_state.json"))
-      throw TrainError(fmt::format("--resume: {} has no trainer_state.json to resume from",
-                                   opt_.save));
+      throw TrainError(
+          fmt::format("--resume: {} has no trainer_state.json to resume from", opt_.save));
     source = opt_.save;
   }
   try {
@@ -186,8 +188,8 @@ Trainer::Trainer(TrainOptions opt) : opt_(std::move(opt)) {
           if (name.find("e_score_correction_bias") != std::string::npos) return;
           const io::TensorView* v = f.find(prefix + name);
           if (!v || v->dtype != io::DType::kF32 || v->numel() != t.size())
-            throw TrainError(fmt::format("{}: missing or wrong-shaped '{}{}'", f.path(), prefix,
-                                         name));
+            throw TrainError(
+                fmt::format("{}: missing or wrong-shaped '{}{}'", f.path(), prefix, name));
           std::memcpy(t.data(), v->data, sizeof(float) * t.size());
         });
       };
@@ -208,7 +210,8 @@ Trainer::Trainer(TrainOptions opt) : opt_(std::move(opt)) {
       std::string line, kept;
       while (std::getline(in, line)) {
         auto j = nlohmann::json::parse(line, nullptr, false);
-        if (!j.is_discarded() && j.value("step", int64_t{0}) <= opt_state_.step) kept += line + "\n";
+        if (!j.is_discarded() && j.value("step", int64_t{0}) <= opt_state_.step)
+          kept += line + "\n";
       }
       in.close();
       std::ofstream(log, std::ios::trunc) << kept;
@@ -234,9 +237,10 @@ StepRecord Trainer::train_step() {
   }
   r.grad_norm = grad_norm(config_, grad);  // clipping is folded into the AdamW pass
   if (!std::isfinite(r.loss.total) || !std::isfinite(r.grad_norm))
-    throw TrainError(fmt::format("step {}: the loss is {} (gradient norm {}); stopping before "
-                                 "the update",
-                                 k + 1, num(r.loss.total), num(r.grad_norm)));
+    throw TrainError(
+        fmt::format("step {}: the loss is {} (gradient norm {}); stopping before "
+                    "the update",
+                    k + 1, num(r.loss.total), num(r.grad_norm)));
   r.clipped = opt_.clip > 0 && r.grad_norm > opt_.clip;
   r.lr = learning_rate(opt_.schedule, opt_.lr, k, opt_.steps, opt_.warmup_steps());
   adamw_step(config_, weights_, grad, opt_state_, r.lr, opt_.adamw,
@@ -353,7 +357,8 @@ void progress(const StepRecord& r, int64_t steps, double rate, double eta) {
 int run_training(const TrainOptions& opt, std::atomic<bool>& stop) {
   Trainer tr(opt);
   const bool tty = isatty(STDERR_FILENO);
-  const int64_t eval_every = opt.eval_every > 0 ? opt.eval_every : std::max<int64_t>(1, opt.steps / 10);
+  const int64_t eval_every =
+      opt.eval_every > 0 ? opt.eval_every : std::max<int64_t>(1, opt.steps / 10);
   double rate = 0;
   int64_t last_saved = tr.step();
   if (tr.step() == 0) tr.save_checkpoint();  // step 0: a good checkpoint exists from the start
@@ -379,16 +384,16 @@ int run_training(const TrainOptions& opt, std::atomic<bool>& stop) {
     if (stop.load()) {
       if (last_saved != r.step) tr.save_checkpoint();
       if (tty) std::fprintf(stderr, "\n");
-      std::fprintf(stderr, "dsv3 train: interrupted after step %lld; checkpoint saved to %s "
+      std::fprintf(stderr,
+                   "dsv3 train: interrupted after step %lld; checkpoint saved to %s "
                    "(continue with --resume)\n",
                    static_cast<long long>(r.step), opt.save.c_str());
       return 130;
     }
     if (!tty && (r.step % eval_every == 0 || r.step == opt.steps))
       std::fprintf(stderr, "step %lld/%lld loss %.4f main %.4f%s · %.0f tok/s\n",
-                   static_cast<long long>(r.step), static_cast<long long>(opt.steps),
-                   r.loss.total, r.loss.main,
-                   r.val_loss ? fmt::format(" val {:.4f}", *r.val_loss).c_str() : "",
+                   static_cast<long long>(r.step), static_cast<long long>(opt.steps), r.loss.total,
+                   r.loss.main, r.val_loss ? fmt::format(" val {:.4f}", *r.val_loss).c_str() : "",
                    r.tokens_per_s);
   }
   if (tty) std::fprintf(stderr, "\n");
