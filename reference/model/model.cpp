@@ -46,13 +46,17 @@ Mat matmul_wt(const Mat& x, const Mat& w) {
   return x * w.transpose();
 }
 
-Model::Model(Config config, ModelWeights weights)
-    : config_(std::move(config)), weights_(std::move(weights)), rope_(make_rope_table(config_)) {}
+Model::Model(Config config, ModelWeights weights, std::shared_ptr<const io::Tokenizer> tokenizer)
+    : config_(std::move(config)),
+      weights_(std::move(weights)),
+      rope_(make_rope_table(config_)),
+      tokenizer_(tokenizer ? std::move(tokenizer) : std::make_shared<io::ByteTokenizer>()) {}
 
 Model Model::load(const std::string& name_or_dir, uint64_t seed) {
   Config c = resolve_config(name_or_dir);
   fs::path p(name_or_dir);
-  if (fs::is_directory(p)) return Model(c, load_weights(c, p.string()));
+  if (fs::is_directory(p))
+    return Model(c, load_weights(c, p.string()), io::load_tokenizer(p.string()));
   return Model(c, random_weights(c, seed));
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "reference/io/tokenizer.h"
 #include "reference/model/config.h"
 #include "reference/model/kv_cache.h"
 #include "reference/model/rope.h"
@@ -43,16 +44,20 @@ Mat matmul_wt(const Mat& x, const Mat& w);
 
 class Model {
  public:
-  Model(Config config, ModelWeights weights);
+  // Without a tokenizer the model uses the byte tokenizer.
+  Model(Config config, ModelWeights weights,
+        std::shared_ptr<const io::Tokenizer> tokenizer = nullptr);
 
   // "tiny", "small", ... (random weights from seed 0), a config.json path (random weights),
-  // or a checkpoint folder (config.json + safetensors).
+  // or a checkpoint folder (config.json + safetensors, and tokenizer.json when it has one).
   static Model load(const std::string& name_or_dir, uint64_t seed = 0);
 
   const Config& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
   ModelWeights& mutable_weights() { return weights_; }  // e.g. the balance lab's live biases
   const RopeTable& rope() const { return rope_; }
+  const io::Tokenizer& tokenizer() const { return *tokenizer_; }
+  std::shared_ptr<const io::Tokenizer> shared_tokenizer() const { return tokenizer_; }
 
   KVCache new_cache(AttnImpl impl) const { return KVCache(config_, impl); }
 
@@ -72,6 +77,7 @@ class Model {
   Config config_;
   ModelWeights weights_;
   RopeTable rope_;
+  std::shared_ptr<const io::Tokenizer> tokenizer_;
 };
 
 }  // namespace dsv3::model
