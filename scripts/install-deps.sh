@@ -7,7 +7,7 @@ packages=(
   libeigen3-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   libncurses-dev libreadline-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  tmux python3-minimal
+  tmux python3
 )
 missing=()
 for p in "${packages[@]}"; do
