@@ -71,10 +71,79 @@ std::string num(double v) {
 
 }  // namespace
 
-BatchSource::BatchSource(const std::string& path, int64_t vocab_size) : path_(path) {
-  std::unique_ptr<io::SafetensorsFile> f;
+namespace {
+
+// Reads `tokens` (+ `domain_offsets` and the "domains" metadata) of a stream file.
+BatchSource::Stream read_stream(const io::SafetensorsFile& f, int64_t vocab_size) {
+  const std::string& path = f.path();
+  const io::TensorView* t = f.find("tokens");
+  if (!t)
+    throw TrainError(fmt::format(
+        "{}: no training data: expected ids.step0, ids.step1, ... [B, T] or a 1-D 'tokens'", path));
+  if (t->shape.size() != 1)
+    throw TrainError(
+        fmt::format("{}: 'tokens' must be 1-D, got {} dimensions", path, t->shape.size()));
+  BatchSource::Stream s;
+  s.tokens = read_ids(*t, vocab_size);
+  const int64_t n = static_cast<int64_t>(s.tokens.size());
+  s.offsets = {0, n};
+  const io::TensorView* o = f.find("domain_offsets");
+  if (!o) return s;
+  if (o->dtype != io::DType::kI64 || o->shape.size() != 1 || o->shape[0] < 2)
+    throw TrainError(fmt::format("{}: 'domain_offsets' must be I64 [D+1] with D >= 1", path));
+  s.offsets.assign(o->shape[0], 0);
+  std::memcpy(s.offsets.data(), o->data, 8 * s.offsets.size());
+  if (s.offsets.front() != 0 || s.offsets.back() != n)
+    throw TrainError(fmt::format("{}: 'domain_offsets' must start at 0 and end at {} (tokens)",
+                                 path, n));
+  for (size_t d = 0; d + 1 < s.offsets.size(); ++d)
+    if (s.offsets[d + 1] < s.offsets[d])
+      throw TrainError(fmt::format("{}: 'domain_offsets' decreases at entry {}", path, d + 1));
+  const size_t D = s.offsets.size() - 1;
+  s.names.clear();
+  auto it = f.metadata().find("domains");
+  if (it != f.metadata().end()) {
+    std::string names = it->second;
+    for (size_t a = 0; a <= names.size();) {
+      size_t b = names.find(',', a);
+      if (b == std::string::npos) b = names.size();
+      s.names.push_back(names.substr(a, b - a));
+      a = b + 1;
+    }
+    if (s.names.size() != D)
+      throw TrainError(fmt::format("{}: metadata 'domains' names {} domains, domain_offsets has {}",
+                                   path, s.names.size(), D));
+  } else {
+    for (size_t d = 0; d < D; ++d) s.names.push_back(fmt::format("domain{}", d));
+  }
+  return s;
+}
+
+// The window starts of a stream that stay inside one domain: domain d has size - T + 1.
+int64_t valid_starts(const BatchSource::Stream& s, size_t d, int64_t T) {
+  return std::max<int64_t>(0, s.size(d) - T + 1);
+}
+
+// Fixed validation windows: w-th window of domain d is tokens[off_d + w*T, off_d + (w+1)*T);
+// listed round-robin over the domains so that every batch mixes them evenly.
+std::vector<int64_t> val_window_starts(const BatchSource::Stream& s, int64_t T) {
+  std::vector<int64_t> starts;
+  int64_t most = 0;
+  for (size_t d = 0; d < s.count(); ++d) most = std::max(most, s.size(d) / T);
+  for (int64_t w = 0; w < most; ++w)
+    for (size_t d = 0; d < s.count(); ++d)
+      if (w < s.size(d) / T) starts.push_back(s.offsets[d] + w * T);
+  return starts;
+}
+
+}  // namespace
+
+BatchSource::BatchSource(const std::string& path, int64_t vocab_size, const std::string& val_path)
+    : path_(path) {
+  std::unique_ptr<io::SafetensorsFile> f, v;
   try {
     f = std::make_unique<io::SafetensorsFile>(path);
+    if (!val_path.empty()) v = std::make_unique<io::SafetensorsFile>(val_path);
   } catch (const std::exception& e) {
     throw TrainError(e.what());
   }
@@ -89,17 +158,23 @@ BatchSource::BatchSource(const std::string& path, int64_t vocab_size) : path_(pa
     }
     return;
   }
-  const io::TensorView* t = f->find("tokens");
-  if (!t)
-    throw TrainError(fmt::format(
-        "{}: no training data: expected ids.step0, ids.step1, ... [B, T] or a 1-D 'tokens'", path));
-  if (t->shape.size() != 1)
-    throw TrainError(
-        fmt::format("{}: 'tokens' must be 1-D, got {} dimensions", path, t->shape.size()));
-  std::vector<int32_t> all = read_ids(*t, vocab_size);
-  const int64_t n_val = static_cast<int64_t>(all.size()) / 20;  // the last 5% is held out
-  train_.assign(all.begin(), all.end() - n_val);
-  val_.assign(all.end() - n_val, all.end());
+  Stream all = read_stream(*f, vocab_size);
+  if (v) {
+    train_ = std::move(all);
+    val_ = read_stream(*v, vocab_size);
+    return;
+  }
+  // No held-out file: the last 5% of every domain is held out.
+  train_.names = val_.names = all.names;
+  train_.offsets = val_.offsets = {0};
+  for (size_t d = 0; d < all.count(); ++d) {
+    const int64_t n = all.size(d), n_val = n / 20;
+    const auto first = all.tokens.begin() + all.offsets[d];
+    train_.tokens.insert(train_.tokens.end(), first, first + (n - n_val));
+    val_.tokens.insert(val_.tokens.end(), first + (n - n_val), first + n);
+    train_.offsets.push_back(static_cast<int64_t>(train_.tokens.size()));
+    val_.offsets.push_back(static_cast<int64_t>(val_.tokens.size()));
+  }
 }
 
 Batch BatchSource::train_batch(int64_t step, int64_t B, int64_t T, uint64_t seed) const {
@@ -111,29 +186,53 @@ Batch BatchSource::train_batch(int64_t step, int64_t B, int64_t T, uint64_t seed
                       path_, steps_.size(), steps_.size() - 1, step, step));
     return steps_[step];
   }
-  const int64_t n = static_cast<int64_t>(train_.size());
-  if (n < T)
-    throw TrainError(
-        fmt::format("{}: the training split has {} tokens, fewer than --seq-len {}", path_, n, T));
+  int64_t total = 0;
+  for (size_t d = 0; d < train_.count(); ++d) total += valid_starts(train_, d, T);
+  if (total == 0)
+    throw TrainError(fmt::format(
+        "{}: no domain of the training split has --seq-len {} tokens (the longest has {})", path_,
+        T, [&] {
+          int64_t m = 0;
+          for (size_t d = 0; d < train_.count(); ++d) m = std::max(m, train_.size(d));
+          return m;
+        }()));
   Batch b{B, T, std::vector<int32_t>(B * T)};
   for (int64_t s = 0; s < B; ++s) {
     // Counter-based: the window of (seed, step, row) never depends on earlier steps, so a
     // resumed run reads exactly the batches the uninterrupted run would have read.
     const uint64_t r = splitmix(splitmix(seed ^ 0x7261696eull) ^ splitmix(step * 1024 + s));
-    const int64_t start = static_cast<int64_t>(r % static_cast<uint64_t>(n - T + 1));
-    std::copy(train_.begin() + start, train_.begin() + start + T, b.ids.begin() + s * T);
+    int64_t k = static_cast<int64_t>(r % static_cast<uint64_t>(total));
+    size_t d = 0;
+    while (k >= valid_starts(train_, d, T)) k -= valid_starts(train_, d++, T);
+    const int64_t start = train_.offsets[d] + k;
+    std::copy(train_.tokens.begin() + start, train_.tokens.begin() + start + T,
+              b.ids.begin() + s * T);
   }
   return b;
 }
 
 std::optional<Batch> BatchSource::val_batch(int64_t i, int64_t B, int64_t T) const {
-  const int64_t n = static_cast<int64_t>(val_.size());
-  if (fixed_ || n < T) return std::nullopt;
+  if (fixed_) return std::nullopt;
+  const std::vector<int64_t> starts = val_window_starts(val_, T);
+  if (starts.empty()) return std::nullopt;
   Batch b{B, T, std::vector<int32_t>(B * T)};
-  const int64_t windows = std::max<int64_t>(1, n / T);
+  const int64_t windows = static_cast<int64_t>(starts.size());
   for (int64_t s = 0; s < B; ++s) {
-    const int64_t w = (i * B + s) % windows;  // evenly spread, the same every time
-    std::copy(val_.begin() + w * T, val_.begin() + (w + 1) * T, b.ids.begin() + s * T);
+    const int64_t w = starts[(i * B + s) % windows];  // evenly spread, the same every time
+    std::copy(val_.tokens.begin() + w, val_.tokens.begin() + w + T, b.ids.begin() + s * T);
+  }
+  return b;
+}
+
+std::optional<Batch> BatchSource::val_batch_of(int64_t domain, int64_t i, int64_t B,
+                                               int64_t T) const {
+  if (fixed_ || domain < 0 || domain >= static_cast<int64_t>(val_.count())) return std::nullopt;
+  const int64_t windows = val_.size(domain) / T;
+  if (windows == 0) return std::nullopt;
+  Batch b{B, T, std::vector<int32_t>(B * T)};
+  for (int64_t s = 0; s < B; ++s) {
+    const int64_t w = val_.offsets[domain] + ((i * B + s) % windows) * T;
+    std::copy(val_.tokens.begin() + w, val_.tokens.begin() + w + T, b.ids.begin() + s * T);
   }
   return b;
 }
@@ -178,7 +277,7 @@ Trainer::Trainer(TrainOptions opt) : opt_(std::move(opt)) {
     throw TrainError(e.what());
   }
   if (opt_.data.empty()) throw TrainError("--data FILE is required");
-  data_ = std::make_unique<BatchSource>(opt_.data, config_.vocab_size);
+  data_ = std::make_unique<BatchSource>(opt_.data, config_.vocab_size, opt_.val_data);
   opt_state_ = adamw_init(config_, weights_);
   if (opt_.resume) {
     try {
@@ -230,8 +329,11 @@ StepRecord Trainer::train_step() {
   if (grad_.layers.empty()) grad_ = zeros_like(config_, weights_);
   model::ModelWeights& grad = grad_;
   model::visit_model(config_, grad, [](const std::string&, auto& t) { t.setZero(); });
+  Objective obj = opt_.objective;
+  obj.mtp_lambda = r.mtp_lambda = opt_.mtp_lambda_at(k);
+  r.bias_gamma = opt_.bias_gamma_at(k);
   try {
-    r.loss = loss_and_grad(config_, rope_, weights_, batch, opt_.objective, &grad);
+    r.loss = loss_and_grad(config_, rope_, weights_, batch, obj, &grad);
   } catch (const std::exception& e) {
     throw TrainError(fmt::format("step {}: {}", k + 1, e.what()));
   }
@@ -245,7 +347,7 @@ StepRecord Trainer::train_step() {
   r.lr = learning_rate(opt_.schedule, opt_.lr, k, opt_.steps, opt_.warmup_steps());
   adamw_step(config_, weights_, grad, opt_state_, r.lr, opt_.adamw,
              clip_scale(r.grad_norm, opt_.clip));
-  update_biases(config_, weights_, r.loss, opt_.bias_gamma_effective());
+  update_biases(config_, weights_, r.loss, r.bias_gamma);
   r.step = opt_state_.step;
   r.max_vio = step_max_vio(r.loss);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -290,12 +392,14 @@ void Trainer::save_checkpoint() const {
       {"steps", opt_.steps},
       {"model", opt_.model},
       {"data", opt_.data},
+      {"val_data", opt_.val_data},
       {"batch", opt_.batch},
       {"seq_len", opt_.seq_len},
       {"lr", opt_.lr},
       {"schedule", to_string(opt_.schedule)},
       {"warmup", opt_.warmup_steps()},
       {"mtp_lambda", opt_.objective.mtp_lambda},
+      {"v3_phases", opt_.v3_phases},
       {"balance", to_string(opt_.objective.balance)},
       {"balance_alpha", opt_.objective.balance_alpha},
       {"bias_gamma", opt_.bias_gamma},
@@ -323,6 +427,8 @@ void Trainer::log(const StepRecord& r) const {
                       {"grad_norm", r.grad_norm},
                       {"clipped", r.clipped},
                       {"lr", r.lr},
+                      {"mtp_lambda", r.mtp_lambda},
+                      {"bias_gamma", r.bias_gamma},
                       {"max_vio", r.max_vio},
                       {"moe_layers", r.loss.moe_layers},
                       {"tokens_per_s", r.tokens_per_s}};

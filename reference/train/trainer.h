@@ -25,32 +25,51 @@ struct TrainError : std::runtime_error {
 };
 
 // Where batches come from. A .safetensors file holding either
-//   ids.step{k}  int64 [B, T]: step k trains on exactly that batch, or
-//   tokens       1-D I64/I32/U16: a token stream; step k reads B windows of T tokens at seeded
-//                random offsets of the first 95% (the training split); validation reads fixed
-//                windows of the last 5% (the held-out split).
+//   ids.step{k}     int64 [B, T]: step k trains on exactly that batch, or
+//   tokens          1-D I64/I32/U16: a token stream (documents as BOS, tokens, EOS), optionally
+//   domain_offsets  I64 [D+1]: where each domain of the stream starts (0, ..., numel(tokens)),
+//                   their names comma-separated in the metadata key "domains".
+// Step k reads B windows of T tokens at seeded random starts; a window never crosses a domain
+// boundary (every sequence stays inside one domain, so experts can specialise by domain and a
+// sequence-wise balance loss sees one domain at a time). Starts are uniform over all valid
+// starts, so domains are sampled in proportion to their size.
+// Validation reads fixed windows, spread round-robin over the domains, from a held-out file
+// (`val_path`, same format) or, without one, from the last 5% of every domain.
 class BatchSource {
  public:
-  BatchSource(const std::string& path, int64_t vocab_size);
+  BatchSource(const std::string& path, int64_t vocab_size, const std::string& val_path = "");
   bool fixed() const { return fixed_; }
   // Batch of step k (0-based). Fixed batches ignore B and T.
   Batch train_batch(int64_t step, int64_t B, int64_t T, uint64_t seed) const;
-  // The i-th of the fixed validation batches; nullopt when the file has no held-out split.
+  // The i-th of the fixed validation batches; nullopt when there is no held-out split.
   std::optional<Batch> val_batch(int64_t i, int64_t B, int64_t T) const;
-  int64_t train_tokens() const { return static_cast<int64_t>(train_.size()); }
-  int64_t val_tokens() const { return static_cast<int64_t>(val_.size()); }
+  // The i-th fixed validation batch of one domain only (nullopt: the domain is shorter than T).
+  std::optional<Batch> val_batch_of(int64_t domain, int64_t i, int64_t B, int64_t T) const;
+  int64_t train_tokens() const { return static_cast<int64_t>(train_.tokens.size()); }
+  int64_t val_tokens() const { return static_cast<int64_t>(val_.tokens.size()); }
+  const std::vector<std::string>& domains() const { return train_.names; }
   const std::string& path() const { return path_; }
+
+  // A token stream cut into domains: domain d is tokens[offsets[d], offsets[d+1]).
+  struct Stream {
+    std::vector<int32_t> tokens;
+    std::vector<int64_t> offsets{0, 0};
+    std::vector<std::string> names{"all"};
+    int64_t size(size_t d) const { return offsets[d + 1] - offsets[d]; }
+    size_t count() const { return names.size(); }
+  };
 
  private:
   std::string path_;
   bool fixed_ = false;
   std::vector<Batch> steps_;
-  std::vector<int32_t> train_, val_;
+  Stream train_, val_;
 };
 
 struct TrainOptions {
   std::string model = "tiny";  // checkpoint folder, config.json or built-in name
   std::string data;
+  std::string val_data;  // held-out stream; empty: the last 5% of every domain of `data`
   int64_t steps = 100;
   int64_t batch = 8, seq_len = 128;
   double lr = 1e-3;
@@ -58,6 +77,9 @@ struct TrainOptions {
   int64_t warmup = -1;  // -1: 2% of the steps (V3: 2K of ~100K steps)
   Objective objective;
   double bias_gamma = 1e-3;  // V3 §4.2
+  // V3 §4.2's phase switches, scaled to the run: lambda 0.3 -> 0.1 after the first 10T of 14.8T
+  // tokens (67.6%), gamma -> 0 for the last 500B (after 96.6%). Off: constant lambda and gamma.
+  bool v3_phases = false;
   AdamWOptions adamw;
   double clip = 1.0;  // V3 §4.2
   uint64_t seed = 0;
@@ -69,8 +91,16 @@ struct TrainOptions {
   bool resume = false;
 
   int64_t warmup_steps() const { return warmup >= 0 ? warmup : std::max<int64_t>(1, steps / 50); }
-  double bias_gamma_effective() const {
-    return objective.balance == BalanceMode::kLossFree ? bias_gamma : 0.0;
+  // gamma and lambda in force at step k (0-based).
+  double bias_gamma_at(int64_t k) const {
+    if (objective.balance != BalanceMode::kLossFree) return 0.0;
+    return v3_phases && static_cast<double>(k) >= 0.966 * static_cast<double>(steps) ? 0.0
+                                                                                     : bias_gamma;
+  }
+  double mtp_lambda_at(int64_t k) const {
+    return v3_phases && static_cast<double>(k) >= 0.676 * static_cast<double>(steps)
+               ? objective.mtp_lambda / 3.0
+               : objective.mtp_lambda;
   }
 };
 
@@ -83,6 +113,7 @@ struct StepRecord {
   double grad_norm = 0;  // before clipping
   bool clipped = false;
   double lr = 0;
+  double mtp_lambda = 0, bias_gamma = 0;  // in force at this step
   std::vector<double> max_vio;  // MaxVio_batch per MoE layer
   std::optional<double> val_loss;
   double seconds = 0;  // wall time of the step

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <numeric>
 #include <random>
+#include <set>
 
 #include "reference/io/safetensors.h"
 #include "reference/io/tokenizer.h"
@@ -208,6 +209,135 @@ TEST(Training, RefusesBadData) {
   o.save = (dir / "nothing-here").string();
   EXPECT_THROW(Trainer{o}, TrainError);
   fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace dsv3::train
+
+namespace dsv3::train {
+namespace {
+
+// A stream of D domains; domain d holds `sizes[d]` copies of token 10 + d.
+std::string domain_file(const fs::path& path, const std::vector<int64_t>& sizes,
+                        const std::string& names) {
+  std::vector<int32_t> ids;
+  std::vector<int64_t> offsets{0};
+  for (size_t d = 0; d < sizes.size(); ++d) {
+    ids.insert(ids.end(), sizes[d], static_cast<int32_t>(10 + d));
+    offsets.push_back(static_cast<int64_t>(ids.size()));
+  }
+  io::SafetensorsWriter w;
+  w.add("tokens", io::DType::kI32, {static_cast<int64_t>(ids.size())}, ids.data(), ids.size() * 4);
+  w.add_i64("domain_offsets", {static_cast<int64_t>(offsets.size())}, offsets);
+  if (!names.empty()) w.set_metadata("domains", names);
+  w.write(path.string());
+  return path.string();
+}
+
+// The domain of a window whose tokens all agree; -1 when it mixes domains.
+int window_domain(const Batch& b, int64_t s) {
+  const int32_t first = b.ids[s * b.T];
+  for (int64_t t = 0; t < b.T; ++t)
+    if (b.ids[s * b.T + t] != first) return -1;
+  return first - 10;
+}
+
+TEST(BatchSourceDomains, WindowsNeverCrossADomainAndDomainsAreSampledBySize) {
+  const fs::path dir = temp_dir("domains");
+  // Sizes 300 and 900 tokens, T = 50: after holding out 5% of each, 285 - 49 = 236 and
+  // 855 - 49 = 806 valid starts, so domain 1 should get 806 / 1042 = 77% of the windows.
+  BatchSource src(domain_file(dir / "d.safetensors", {300, 900}, "prose,code"), 320);
+  ASSERT_EQ(src.domains(), (std::vector<std::string>{"prose", "code"}));
+  EXPECT_EQ(src.train_tokens(), 285 + 855);
+  EXPECT_EQ(src.val_tokens(), 15 + 45);
+  int count[2] = {0, 0};
+  for (int64_t step = 0; step < 200; ++step) {
+    Batch b = src.train_batch(step, 8, 50, 7);
+    for (int64_t s = 0; s < 8; ++s) {
+      const int d = window_domain(b, s);
+      ASSERT_GE(d, 0) << "step " << step << " row " << s << " crosses a domain boundary";
+      ++count[d];
+    }
+  }
+  EXPECT_NEAR(count[1] / 1600.0, 806.0 / 1042.0, 0.04);
+  // Validation windows of T = 15 cover both held-out parts, each window inside one domain.
+  std::optional<Batch> v = src.val_batch(0, 4, 15);
+  ASSERT_TRUE(v);
+  std::set<int> seen;
+  for (int64_t s = 0; s < 4; ++s) seen.insert(window_domain(*v, s));
+  EXPECT_EQ(seen, (std::set<int>{0, 1}));
+  std::optional<Batch> v1 = src.val_batch_of(1, 0, 2, 15);
+  ASSERT_TRUE(v1);
+  EXPECT_EQ(window_domain(*v1, 0), 1);
+  EXPECT_FALSE(src.val_batch_of(0, 0, 2, 16));  // the held-out prose has only 15 tokens
+}
+
+TEST(BatchSourceDomains, AHeldOutFileReplacesTheFivePercentSplit) {
+  const fs::path dir = temp_dir("domains_val");
+  BatchSource src(domain_file(dir / "train.safetensors", {100, 100}, "a,b"), 320,
+                  domain_file(dir / "val.safetensors", {40, 60}, "a,b"));
+  EXPECT_EQ(src.train_tokens(), 200);
+  EXPECT_EQ(src.val_tokens(), 100);
+  std::optional<Batch> v = src.val_batch_of(1, 0, 1, 60);
+  ASSERT_TRUE(v);
+  EXPECT_EQ(window_domain(*v, 0), 1);
+}
+
+TEST(BatchSourceDomains, RefusesInconsistentDomainTables) {
+  const fs::path dir = temp_dir("domains_bad");
+  auto write = [&](const std::vector<int64_t>& offsets, const std::string& names) {
+    std::vector<int32_t> ids(100, 5);
+    io::SafetensorsWriter w;
+    w.add("tokens", io::DType::kI32, {100}, ids.data(), 400);
+    w.add_i64("domain_offsets", {static_cast<int64_t>(offsets.size())}, offsets);
+    if (!names.empty()) w.set_metadata("domains", names);
+    const std::string p = (dir / "bad.safetensors").string();
+    w.write(p);
+    return p;
+  };
+  auto message = [&](const std::string& path) -> std::string {
+    try {
+      BatchSource s(path, 320);
+    } catch (const TrainError& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_NE(message(write({0, 50, 90}, "")).find("end at 100"), std::string::npos);
+  EXPECT_NE(message(write({0, 60, 50, 100}, "")).find("decreases"), std::string::npos);
+  EXPECT_NE(message(write({0, 50, 100}, "a,b,c")).find("names 3 domains"), std::string::npos);
+  // Windows longer than every domain: one line naming the longest domain.
+  BatchSource ok(write({0, 50, 100}, "a,b"), 320);
+  try {
+    ok.train_batch(0, 1, 60, 0);
+    FAIL() << "expected TrainError";
+  } catch (const TrainError& e) {
+    EXPECT_NE(std::string(e.what()).find("the longest has 48"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace dsv3::train
+
+namespace dsv3::train {
+namespace {
+
+TEST(TrainOptions, V3PhasesSwitchLambdaAndGammaAtThePapersFractions) {
+  TrainOptions o;
+  o.steps = 1000;
+  o.objective.mtp_lambda = 0.3;
+  o.objective.balance = BalanceMode::kLossFree;
+  o.bias_gamma = 1e-3;
+  // Off: constant.
+  EXPECT_EQ(o.mtp_lambda_at(999), 0.3);
+  EXPECT_EQ(o.bias_gamma_at(999), 1e-3);
+  o.v3_phases = true;
+  EXPECT_EQ(o.mtp_lambda_at(675), 0.3);  // 10T of 14.8T tokens = 67.6%
+  EXPECT_DOUBLE_EQ(o.mtp_lambda_at(676), 0.1);
+  EXPECT_EQ(o.bias_gamma_at(965), 1e-3);  // 14.3T of 14.8T = 96.6%
+  EXPECT_EQ(o.bias_gamma_at(966), 0.0);
+  o.objective.balance = BalanceMode::kAux;  // no bias updates outside loss-free mode
+  EXPECT_EQ(o.bias_gamma_at(0), 0.0);
 }
 
 }  // namespace
