@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "reference/io/bpe.h"
+
 namespace dsv3::io {
 
 std::vector<int32_t> ByteTokenizer::encode(std::string_view text, bool add_bos) const {
@@ -40,9 +42,11 @@ std::string ByteTokenizer::piece(int32_t id) const {
 }
 
 std::shared_ptr<const Tokenizer> load_tokenizer(const std::string& dir) {
-  // The byte-level BPE reader (tokenizer.json) is added beside this; until then every model
-  // uses the byte tokenizer.
-  (void)dir;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path file = fs::path(dir) / "tokenizer.json";
+  if (!dir.empty() && fs::is_regular_file(file, ec))
+    return std::make_shared<BpeTokenizer>(BpeTokenizer::load(file.string()));
   return std::make_shared<ByteTokenizer>();
 }
 
