@@ -30,6 +30,7 @@ void add_balance_commands(CLI::App& app);   // balance ...                      
 void add_mtp_commands(CLI::App& app);       // mtp-loss, mtp-demo               (cli_mtp.cpp)
 void add_explore_commands(CLI::App& app);   // explore, repl, exec              (cli_explore.cpp)
 void add_lesson_commands(CLI::App& app);    // lesson [N] [--plain]             (cli_lesson.cpp)
+void add_tokenizer_commands(CLI::App& app);  // tokenizer ..., tokenize         (cli_tokenizer.cpp)
 void add_eval_commands(CLI::App& app);      // eval, experts                    (cli_eval.cpp)
 
 // The explorer on the built-in tiny model (a text summary when there is no terminal).

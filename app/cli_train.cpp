@@ -131,41 +131,9 @@ void run_train(TrainArgs& a) {
   if (rc != 0) throw ExitStatus{rc};
 }
 
-struct TokenizeArgs {
-  std::string text;
-  std::string out;
-};
-
-// A text file as a 'tokens' stream for `dsv3 train --data`, with the byte-level tokenizer
-// (the tokenizer of models without a tokenizer.json): <BOS>, then one token per byte.
-void run_tokenize(const TokenizeArgs& a) {
-  std::ifstream in(a.text, std::ios::binary);
-  if (!in) throw UsageError(fmt::format("{}: cannot read the file", a.text));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
-  if (text.empty()) throw UsageError(fmt::format("{}: the file is empty", a.text));
-  std::vector<int32_t> ids = io::ByteTokenizer().encode(text);
-  io::SafetensorsWriter w;
-  w.add("tokens", io::DType::kI32, {static_cast<int64_t>(ids.size())}, ids.data(),
-        ids.size() * sizeof(int32_t));
-  w.set_metadata("tokenizer", "byte");
-  w.set_metadata("source", std::filesystem::path(a.text).filename().string());
-  w.write(a.out);
-  std::printf("%zu tokens (byte tokenizer, vocabulary >= %lld) written to %s\n", ids.size(),
-              static_cast<long long>(io::ByteTokenizer::kMinVocab), a.out.c_str());
-}
-
 }  // namespace
 
 void add_train_commands(CLI::App& app) {
-  auto ka = std::make_shared<TokenizeArgs>();
-  CLI::App* k = app.add_subcommand(
-      "tokenize", "A text file as a 'tokens' stream (byte tokenizer) for dsv3 train --data");
-  k->add_option("TEXT", ka->text, "Text file")->required();
-  k->add_option("--out", ka->out, "Output .safetensors holding tokens I32 [n]")->required();
-  k->callback([ka] { run_tokenize(*ka); });
-
   auto ga = std::make_shared<GradArgs>();
   CLI::App* g = app.add_subcommand(
       "grad", "Loss and raw gradient of the training objective for one batch, as safetensors");

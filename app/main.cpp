@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   dsv3::app::add_explore_commands(app);
   dsv3::app::add_lesson_commands(app);
   dsv3::app::add_train_commands(app);
+  dsv3::app::add_tokenizer_commands(app);
   dsv3::app::add_eval_commands(app);
   try {
     app.parse(argc, argv);
