@@ -47,6 +47,7 @@ Canvas draw_expert_heatmap(const model::Config& c, const ExpertLoadPanel& p, dou
   }
   cv.text(grid_end + 1, 1, "max", st::kLabel);
 
+  double sum_max = 0;
   for (size_t r = 0; r < p.layers.size(); ++r) {
     const int y = 2 + static_cast<int>(r);
     cv.text(0, y, fmt::format("  L{}", p.layers[r]), st::kLabel);
@@ -58,11 +59,16 @@ Canvas draw_expert_heatmap(const model::Config& c, const ExpertLoadPanel& p, dou
       for (int i = 0; i < k.cw; ++i)
         cv.put(k.x(e) + i, y, st::shade(f), Style{st::heat_color(f), kDefault, kNone});
     }
+    sum_max += mx;
     cv.text(grid_end + 1, y, st::fit_num(mx, kMaxW - 1), mx > 2.0 ? st::kWarn : st::kPlain);
   }
+  // The summary the paper's Figure 9 comparison rests on: how far the busiest expert of a
+  // layer is from the balanced load, averaged over the MoE layers.
+  const double mean_max = p.layers.empty() ? 0.0 : sum_max / static_cast<double>(p.layers.size());
   cv.text(0, h - 1,
-          fmt::format("  experts 0..{} in {} group{}; max = the layer's largest relative load",
-                      k.experts - 1, k.groups, k.groups == 1 ? "" : "s"),
+          fmt::format("  experts 0..{} in {} group{} · max: the layer's largest relative load, "
+                      "{:.2f} on average",
+                      k.experts - 1, k.groups, k.groups == 1 ? "" : "s", mean_max),
           st::kDim);
   return cv;
 }
@@ -76,7 +82,7 @@ Canvas draw_expert_heatmap_legend(double vmax, int width) {
     const double f = (i + 0.5) / kSteps;
     cv.put(x++, 0, st::shade(f), Style{st::heat_color(f), kDefault, kNone});
   }
-  x = cv.text(x, 0, fmt::format(" {}", st::fit_num(vmax, 6)), st::kLabel);
+  x = cv.text(x, 0, fmt::format(" {:.3g}", vmax), st::kLabel);
   cv.text(x + 2, 0,
           fmt::format("(1 = balanced, at {:.0f}% of the scale)", 100.0 / std::max(vmax, 1e-9)),
           st::kDim);

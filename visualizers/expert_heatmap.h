@@ -26,7 +26,8 @@ double expert_load_scale(std::span<const ExpertLoadPanel> panels);
 
 // One panel, `width` columns wide when the experts fit (wider otherwise: every expert is shown).
 // Cells carry the value twice: the heat colour and a shade glyph (· ░ ▒ ▓ █) that reads without
-// colour. vmax is the shared scale's top.
+// colour. vmax is the shared scale's top; larger values saturate. The last line gives the mean
+// over layers of the row maxima (the paper's Figure 9 summary).
 Canvas draw_expert_heatmap(const model::Config& c, const ExpertLoadPanel& p, double vmax,
                            int width);
 

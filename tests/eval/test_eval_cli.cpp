@@ -133,13 +133,16 @@ TEST_F(EvalCli, ExpertsJsonRelativeLoadsSumToTheExpertCount) {
   EXPECT_FALSE(j.contains("texts"));
   ASSERT_EQ(j["layers"].size(), 2u);  // MoE layers 1 and 2 (layer 0 is dense)
   EXPECT_EQ(j["layers"][0]["layer"], 1);
+  double sum_of_max = 0;
   for (const json& layer : j["layers"]) {
     ASSERT_EQ(layer["relative_load"].size(), 16u);
     double sum = 0, mx = 0;
     for (double v : layer["relative_load"]) sum += v, mx = std::max(mx, v);
     EXPECT_NEAR(sum, 16.0, 1e-9);
     EXPECT_EQ(layer["max_relative_load"].get<double>(), mx);
+    sum_of_max += mx;
   }
+  EXPECT_NEAR(j["mean_max_relative_load"].get<double>(), sum_of_max / 2, 1e-12);
 }
 
 TEST_F(EvalCli, ExpertsJsonEqualsCountsFromATrace) {
@@ -218,6 +221,21 @@ TEST_F(EvalCli, ExpertsHeatMapWithoutColourUsesGlyphs) {
   EXPECT_NE(r.out.find("max"), std::string::npos);
   EXPECT_NE(r.out.find("1 = balanced"), std::string::npos);
   EXPECT_NE(r.out.find("▒"), std::string::npos);  // a mid-scale glyph somewhere
+}
+
+TEST_F(EvalCli, ExpertsScaleMaxFixesTheSharedScale) {
+  const std::string text = file("c.txt", kCorpus);
+  ShellResult r = dsv3_cli("experts --model " + kModel + " --text " + text + " --scale-max 10");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find(" 10  (1 = balanced, at 10% of the scale)"), std::string::npos) << r.out;
+  ASSERT_EQ(dsv3_cli("experts --model " + kModel + " --text " + text + " --scale-max 10 --svg " +
+                     path("f.svg"))
+                .status,
+            0);
+  const std::string svg = read(path("f.svg"));
+  EXPECT_NE(svg.find(">10</text>"), std::string::npos);  // the colour bar's top tick
+  EXPECT_EQ(dsv3_cli("experts --model " + kModel + " --text " + text + " --scale-max -1").status,
+            2);
 }
 
 TEST_F(EvalCli, BadInputGivesOneLineAndNonZeroExit) {
