@@ -44,11 +44,17 @@ std::vector<int32_t> prompt_ids(const model::Model& m, const std::string& prompt
       throw UsageError(fmt::format("--ids: {}", e.what()));
     }
   } else {
-    if (m.config().vocab_size < io::ByteTokenizer::kMinVocab)
+    const io::Tokenizer& tok = m.tokenizer();
+    if (tok.vocab_size() > m.config().vocab_size)
       throw UsageError(fmt::format(
-          "--prompt needs a vocabulary of at least {} for the byte tokenizer; use --ids",
-          io::ByteTokenizer::kMinVocab));
-    out = io::ByteTokenizer().encode(prompt);
+          "--prompt: the model's tokenizer ({}) has ids up to {}, beyond its vocab_size {}; "
+          "use --ids",
+          tok.describe(), tok.vocab_size() - 1, m.config().vocab_size));
+    try {
+      out = tok.encode(prompt);
+    } catch (const std::runtime_error& e) {  // a tokenizer.json this code cannot encode with
+      throw UsageError(e.what());
+    }
   }
   if (out.empty()) throw UsageError("the prompt is empty: give --prompt TEXT or --ids LIST");
   for (int32_t id : out)
@@ -215,14 +221,15 @@ void run_generate(const GenerateArgs& a) {
   std::vector<int32_t> out = spec      ? spec->ids
                              : a.n > 0 ? model::generate(m, prompt, g)
                                        : std::vector<int32_t>{};
-  const bool bytes = m.config().vocab_size >= io::ByteTokenizer::kMinVocab;
-  io::ByteTokenizer tok;
+  // Text when the tokenizer fits the model (ids past the tokenizer print as <id>).
+  const io::Tokenizer& tok = m.tokenizer();
+  const bool text = tok.vocab_size() <= m.config().vocab_size;
   if (a.json) {
     nlohmann::json j;
     j["model"] = m.config().name;
     j["prompt_ids"] = prompt;
     j["ids"] = out;
-    if (bytes) j["text"] = tok.decode(out);
+    if (text) j["text"] = tok.decode(out);
     if (spec) {
       j["mtp"] = mtp_stats_json(spec->stats, a.draft_depth, plain_seconds);
       if (a.temperature <= 0) j["mtp"]["plain_ids_match"] = true;  // checked above
@@ -235,16 +242,16 @@ void run_generate(const GenerateArgs& a) {
       const model::TokenTrace& tt = trace.tokens[t];
       size_t gen_index = t + 1 >= prompt.size() ? t + 1 - prompt.size() : SIZE_MAX;
       std::string next = gen_index < out.size()
-                             ? (bytes ? tok.piece(out[gen_index]) : std::to_string(out[gen_index]))
+                             ? (text ? tok.piece(out[gen_index]) : std::to_string(out[gen_index]))
                              : "";
       fmt::print("step {:>3}  token {:>8}{}\n", tt.position,
-                 bytes ? tok.piece(tt.token) : std::to_string(tt.token),
+                 text ? tok.piece(tt.token) : std::to_string(tt.token),
                  next.empty() ? "" : fmt::format("  ->  next {}", next));
       print_routes(m.config(), tt);
     }
   }
   fmt::print("ids: {}\n", fmt::join(out, ","));
-  if (bytes) fmt::print("text: {}\n", tok.decode(out));
+  if (text) fmt::print("text: {}\n", tok.decode(out));
   if (spec) {
     fmt::print("{}", mtp_stats_text(spec->stats, a.draft_depth, static_cast<int64_t>(out.size()),
                                     plain_seconds));
@@ -277,7 +284,7 @@ void add_model_commands(CLI::App& app) {
   CLI::App* g = app.add_subcommand("generate", "Generate tokens from a prompt");
   g->add_option("--model", ga->model,
                 "Checkpoint folder, config.json, or built-in name (tiny, small, ...)");
-  g->add_option("--prompt", ga->prompt, "Prompt text (byte-level tokenizer)");
+  g->add_option("--prompt", ga->prompt, "Prompt text (the model's tokenizer)");
   g->add_option("--ids", ga->ids, "Prompt as comma-separated token ids");
   g->add_option("-n", ga->n, "Tokens to generate");
   g->add_option("--temperature", ga->temperature, "0 = greedy");

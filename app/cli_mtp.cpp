@@ -151,15 +151,16 @@ void run_demo(const DemoArgs& a) {
   viz::MtpPanelOptions po;
   po.draft_depth = a.depth;
   po.greedy = a.temperature <= 0;
-  const bool bytes = m.config().vocab_size >= io::ByteTokenizer::kMinVocab;
-  io::ByteTokenizer tok;
-  if (bytes) po.token_text = [tok](int32_t t) { return "'" + tok.piece(t) + "'"; };
+  // Text when the tokenizer fits the model (ids past the tokenizer print as <id>).
+  std::shared_ptr<const io::Tokenizer> tok = m.shared_tokenizer();
+  const bool text = tok->vocab_size() <= m.config().vocab_size;
+  if (text) po.token_text = [tok](int32_t t) { return "'" + tok->piece(t) + "'"; };
   const int height = static_cast<int>(r.steps.size()) + a.depth + 3;
   viz::Canvas c = viz::mtp_panel(r.steps, r.stats, po, a.width, height);
   const bool colour = !a.no_color && !viz::colour_disabled(STDOUT_FILENO);
   std::fputs((colour ? viz::render_ansi(c) : viz::render_plain(c)).c_str(), stdout);
   fmt::print("ids: {}\n", fmt::join(r.ids, ","));
-  if (bytes) fmt::print("text: {}\n", tok.decode(r.ids));
+  if (text) fmt::print("text: {}\n", tok->decode(r.ids));
   fmt::print("{}", mtp_stats_text(r.stats, a.depth, static_cast<int64_t>(r.ids.size())));
 }
 
@@ -183,7 +184,7 @@ void add_mtp_commands(CLI::App& app) {
   CLI::App* d =
       app.add_subcommand("mtp-demo", "Speculative decoding with MTP drafts, drawn step by step");
   d->add_option("--model", da->model, "Checkpoint folder, config.json, or built-in name");
-  d->add_option("--prompt", da->prompt, "Prompt text (byte-level tokenizer)");
+  d->add_option("--prompt", da->prompt, "Prompt text (the model's tokenizer)");
   d->add_option("--ids", da->ids, "Prompt as comma-separated token ids");
   d->add_option("-n", da->n, "Tokens to generate");
   d->add_option("--draft-depth", da->depth,

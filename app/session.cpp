@@ -25,12 +25,13 @@ Session::~Session() = default;
 
 void Session::load(const std::string& name_or_dir) {
   auto m = std::make_unique<model::Model>(model::Model::load(name_or_dir, seed_));
-  if (m->config().vocab_size < io::ByteTokenizer::kMinVocab)
+  if (m->tokenizer().vocab_size() > m->config().vocab_size)
     throw std::invalid_argument(
-        fmt::format("{}: vocab_size {} is below the {} the byte tokenizer needs", name_or_dir,
-                    m->config().vocab_size, io::ByteTokenizer::kMinVocab));
+        fmt::format("{}: its tokenizer ({}) has more tokens than the config's vocab_size {}",
+                    name_or_dir, m->tokenizer().describe(), m->config().vocab_size));
   mtp_reset();  // the decoder points at the old model
   model_ = std::move(m);
+  tokenizer_ = model_->shared_tokenizer();
   model_name_ = name_or_dir;
   // Balancing starts off; γ = 0.01 moves a random-weight model's biases visibly within tens of
   // tokens (the paper's 0.001 is for batches of millions of tokens).
@@ -46,7 +47,7 @@ void Session::load(const std::string& name_or_dir) {
 }
 
 void Session::set_prompt(const std::string& text) {
-  auto ids = tokenizer_.encode(text);
+  auto ids = tokenizer_->encode(text);
   reset_tokens(ids, static_cast<int>(ids.size()));
   prompt_ = text;
 }
@@ -462,7 +463,7 @@ viz::Canvas Session::mtp_canvas(int w, int h) const {
   viz::MtpPanelOptions o;
   o.draft_depth = spec_depth_;
   o.greedy = spec_->options().sampling.temperature <= 0;
-  o.token_text = [this](int32_t id) { return tokenizer_.piece(id); };
+  o.token_text = [this](int32_t id) { return tokenizer_->piece(id); };
   int rest = (h > 0 ? h : 24) - y;
   viz::Canvas p = viz::mtp_panel(spec_->history(), spec_->stats(), o, w, std::max(rest, 4));
   c.blit(p, 0, y);
@@ -531,7 +532,7 @@ viz::ExplorerView Session::view() const {
   v.model_name = model_name_;
   v.attn_impl = model::to_string(attn_);
   v.precision = "fp32";
-  for (int32_t id : tokens_) v.token_text.push_back(tokenizer_.piece(id));
+  for (int32_t id : tokens_) v.token_text.push_back(tokenizer_->piece(id));
   v.token_ids = tokens_;
   v.prompt_len = prompt_len_;
   v.traces = &trace_.tokens;
@@ -539,7 +540,7 @@ viz::ExplorerView Session::view() const {
   v.layer = layer_;
   v.expert = expert_;
   for (int l = 0; l < config().num_hidden_layers; ++l) v.bias.push_back(bias(l));
-  v.describe_token = [this](int32_t id) { return tokenizer_.piece(id); };
+  v.describe_token = [this](int32_t id) { return tokenizer_->piece(id); };
   v.balancing = balancing();
   v.gamma = gamma();
   v.bias_updates = bias_updates_;

@@ -106,8 +106,8 @@ class Session {
   int computed() const { return static_cast<int>(trace_.tokens.size()); }
   int cursor() const { return cursor_; }
   const model::KVCache& cache() const { return *cache_; }
-  std::string piece(int32_t id) const { return tokenizer_.piece(id); }
-  std::string text() const { return tokenizer_.decode(tokens_); }
+  std::string piece(int32_t id) const { return tokenizer_->piece(id); }
+  std::string text() const { return tokenizer_->decode(tokens_); }
   std::vector<float> bias(int layer) const;  // b_i of a MoE layer; empty for dense layers
 
   // The config used for "at real scale" numbers (DeepSeek-V3 671B), loaded once.
@@ -169,7 +169,7 @@ class Session {
 
   std::unique_ptr<model::Model> model_;
   std::string model_name_;
-  io::ByteTokenizer tokenizer_;
+  std::shared_ptr<const io::Tokenizer> tokenizer_;  // the model's
   std::string prompt_;
   std::vector<int32_t> tokens_;
   int prompt_len_ = 0;
