@@ -65,11 +65,10 @@ Canvas draw_expert_heatmap(const model::Config& c, const ExpertLoadPanel& p, dou
   // The summary the paper's Figure 9 comparison rests on: how far the busiest expert of a
   // layer is from the balanced load, averaged over the MoE layers.
   const double mean_max = p.layers.empty() ? 0.0 : sum_max / static_cast<double>(p.layers.size());
-  cv.text(0, h - 1,
-          fmt::format("  experts 0..{} in {} group{} · max: the layer's largest relative load, "
-                      "{:.2f} on average",
-                      k.experts - 1, k.groups, k.groups == 1 ? "" : "s", mean_max),
-          st::kDim);
+  st::text_clip(
+      cv, 0, h - 1,
+      fmt::format("  max = the layer's busiest expert; mean over the layers {:.2f}", mean_max), w,
+      st::kDim);
   return cv;
 }
 
