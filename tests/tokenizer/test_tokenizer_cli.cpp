@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "reference/io/bpe.h"
 #include "reference/io/safetensors.h"
@@ -127,6 +128,34 @@ TEST(TokenizerCli, EncodeDecodeStatsAndErrors) {
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
   r = dsv3_cli("tokenize --corpus " + (dir / "nothing").string() + " --out x");
   EXPECT_EQ(r.status, 2) << r.out;
+}
+
+// A checkpoint folder with a tokenizer.json: generate encodes the prompt and decodes the output
+// with it; a tokenizer larger than the config's vocabulary is refused in one line.
+TEST(TokenizerCli, ACheckpointFolderUsesItsTokenizer) {
+  fs::path dir = corpus_dir("model");
+  const fs::path model = dir / "model";
+  fs::create_directories(model);
+  for (const char* f : {"config.json", "model.safetensors"})
+    fs::copy_file(std::string(DSV3_TEST_DATA) + "/tiny-yarn-groups/" + f, model / f);
+  // vocab_size 300: room for 41 merges.
+  ASSERT_EQ(dsv3_cli("tokenizer train --corpus " + dir.string() +
+                     " --vocab 290 --min-frequency 1 --out " + (model / "tokenizer.json").string())
+                .status,
+            0);
+  const BpeTokenizer t = BpeTokenizer::load((model / "tokenizer.json").string());
+  auto r = dsv3_cli("generate --model " + model.string() + " --prompt 'the expert' -n 3 --json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["prompt_ids"].get<std::vector<int32_t>>(), t.encode("the expert"));
+  EXPECT_TRUE(j.contains("text"));         // (random weights: the text is arbitrary bytes)
+  EXPECT_LT(j["prompt_ids"].size(), 11u);  // merged: fewer tokens than BOS + 10 bytes
+
+  fs::copy_file(std::string(DSV3_TEST_DATA) + "/tokenizer/tokenizer.json", model / "tokenizer.json",
+                fs::copy_options::overwrite_existing);
+  r = dsv3_cli("generate --model " + model.string() + " --prompt 'the expert' -n 3");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.out.find("beyond its vocab_size 300"), std::string::npos) << r.out;
 }
 
 }  // namespace
