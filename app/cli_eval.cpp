@@ -162,8 +162,8 @@ void run_eval(const EvalArgs& a) {
     std::fputs((j.dump() + "\n").c_str(), stdout);
     return;
   }
-  fmt::print("model {} ({} tokenizer) on {}{}\n", m.config().name, m.tokenizer().describe(), a.text,
-             tt.truncated ? fmt::format(" (first {} tokens)", a.max_tokens) : "");
+  fmt::print("model {} (tokenizer: {}) on {}{}\n", m.config().name, m.tokenizer().describe(),
+             a.text, tt.truncated ? fmt::format(" (first {} tokens)", a.max_tokens) : "");
   fmt::print("  documents        {}\n", r.documents);
   fmt::print("  bytes            {}  (UTF-8 text of the documents)\n", r.bytes);
   fmt::print("  tokens           {}  (BOS + text + EOS per document)\n", r.tokens);
