@@ -32,6 +32,7 @@ void add_explore_commands(CLI::App& app);   // explore, repl, exec              
 void add_lesson_commands(CLI::App& app);    // lesson [N] [--plain]             (cli_lesson.cpp)
 void add_tokenizer_commands(CLI::App& app);  // tokenizer ..., tokenize         (cli_tokenizer.cpp)
 void add_eval_commands(CLI::App& app);      // eval, experts                    (cli_eval.cpp)
+void add_export_commands(CLI::App& app);    // export                           (cli_export.cpp)
 
 // The explorer on the built-in tiny model (a text summary when there is no terminal).
 int run_explorer_default();

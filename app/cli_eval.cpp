@@ -144,6 +144,7 @@ void run_eval(const EvalArgs& a) {
   if (a.json) {
     json j;
     j["model"] = m.config().name;
+    j["random_weights"] = m.random_weights();
     j["tokenizer"] = m.tokenizer().describe();
     j["file"] = a.text;
     j["context"] = a.context;
@@ -162,7 +163,7 @@ void run_eval(const EvalArgs& a) {
     std::fputs((j.dump() + "\n").c_str(), stdout);
     return;
   }
-  fmt::print("model {} (tokenizer: {}) on {}{}\n", m.config().name, m.tokenizer().describe(),
+  fmt::print("model {} (tokenizer: {}) on {}{}\n", model_label(m, a.seed), m.tokenizer().describe(),
              a.text, tt.truncated ? fmt::format(" (first {} tokens)", a.max_tokens) : "");
   fmt::print("  documents        {}\n", r.documents);
   fmt::print("  bytes            {}  (UTF-8 text of the documents)\n", r.bytes);
@@ -251,7 +252,7 @@ void print_heatmaps(const model::Model& m, const std::vector<TextLoad>& loads,
   fmt::print(
       "Relative expert load, model {}: tokens routed to each expert / the mean over its {} "
       "experts (1 = balanced; top-{} of {} per token, group-limited, eq. 16)\n\n",
-      c.name, c.n_routed_experts, c.num_experts_per_tok, c.n_routed_experts);
+      model_label(m, a.seed), c.n_routed_experts, c.num_experts_per_tok, c.n_routed_experts);
   for (const viz::ExpertLoadPanel& p : panels) {
     show(viz::draw_expert_heatmap(c, p, vmax, width));
     std::fputs("\n", stdout);
@@ -272,7 +273,7 @@ std::string experts_svg(const model::Model& m, const std::vector<TextLoad>& load
   const model::Config& c = m.config();
   viz::HeatmapSvgOptions o;
   o.title = fmt::format("Relative expert load, model {} (tokens routed / mean over {} experts)",
-                        c.name, c.n_routed_experts);
+                        model_label(m, a.seed), c.n_routed_experts);
   o.x_label = "Expert";
   o.y_label = "MoE layer";
   o.scale_label = "Relative expert load";
@@ -313,6 +314,7 @@ void run_experts(const ExpertsArgs& a) {
   if (a.json) {
     json j;
     j["model"] = m.config().name;
+    j["random_weights"] = m.random_weights();
     j["experts"] = m.config().n_routed_experts;
     j["context"] = a.context;
     if (loads.size() == 1) {

@@ -30,7 +30,8 @@ void run_export(const ExportArgs& a) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(fmt::format("--format: {}", e.what()));
   }
-  if (fs::exists(a.out) && fs::equivalent(a.out, a.model))
+  if (fs::exists(a.out) && fs::exists(model::resolve_model_path(a.model)) &&
+      fs::equivalent(a.out, model::resolve_model_path(a.model)))
     throw UsageError("--out must differ from --model (the source would be overwritten)");
   model::Model m = load_model(a.model, 0);
   try {
@@ -38,8 +39,9 @@ void run_export(const ExportArgs& a) {
   } catch (const io::FormatError& e) {
     throw UsageError(e.what());
   }
-  const fs::path tok = fs::path(a.model) / "tokenizer.json";
-  if (fs::is_directory(a.model) && fs::exists(tok)) {
+  const fs::path src = model::resolve_model_path(a.model);
+  const fs::path tok = src / "tokenizer.json";
+  if (fs::is_directory(src) && fs::exists(tok)) {
     std::error_code ec;
     fs::copy_file(tok, fs::path(a.out) / "tokenizer.json", fs::copy_options::overwrite_existing,
                   ec);

@@ -285,7 +285,8 @@ void add_model_error(CLI::App& fp8) {
       }
     }
     std::shared_ptr<const io::Checkpoint> ckpt;
-    if (std::filesystem::is_directory(a->model)) ckpt = std::make_shared<io::Checkpoint>(a->model);
+    const std::string dir = model::resolve_model_path(a->model);
+    if (std::filesystem::is_directory(dir)) ckpt = std::make_shared<io::Checkpoint>(dir);
     const auto rows = fp8::compare_precisions(m, ids, fp8::default_precision_modes(), ckpt);
     if (a->json) {
       nlohmann::json j = nlohmann::json::array();

@@ -33,6 +33,11 @@ model::Model load_model(const std::string& name, uint64_t seed) {
   }
 }
 
+std::string model_label(const model::Model& m, uint64_t seed) {
+  if (!m.random_weights()) return m.config().name;
+  return fmt::format("{} (random weights, seed {})", m.config().name, seed);
+}
+
 std::vector<int32_t> prompt_ids(const model::Model& m, const std::string& prompt,
                                 const std::string& ids) {
   if (!prompt.empty() && !ids.empty()) throw UsageError("give either --prompt or --ids, not both");
@@ -149,7 +154,7 @@ void run_forward(const ForwardArgs& a) {
     w.set_metadata("producer", "dsv3 forward");
     w.write(a.dump);
   }
-  fmt::print("model {} ({} attention, {}), {} tokens\n", m.config().name, model::to_string(impl),
+  fmt::print("model {} ({} attention, {}), {} tokens\n", model_label(m, a.seed), model::to_string(impl),
              fp8 ? fmt::format("fp8, {} accumulation, promote {}", a.accum, a.promote) : "fp32", T);
   for (int64_t t = 0; t < T; ++t) {
     Eigen::Index best;
@@ -227,6 +232,7 @@ void run_generate(const GenerateArgs& a) {
   if (a.json) {
     nlohmann::json j;
     j["model"] = m.config().name;
+    j["random_weights"] = m.random_weights();
     j["prompt_ids"] = prompt;
     j["ids"] = out;
     if (text) j["text"] = tok.decode(out);
@@ -250,6 +256,9 @@ void run_generate(const GenerateArgs& a) {
       print_routes(m.config(), tt);
     }
   }
+  if (m.random_weights())
+    fmt::print("model: {}: the text is noise; the trained model is `tiny`\n",
+               model_label(m, a.seed));
   fmt::print("ids: {}\n", fmt::join(out, ","));
   if (text) fmt::print("text: {}\n", tok.decode(out));
   if (spec) {

@@ -114,7 +114,7 @@ void run_loss(const LossArgs& a) {
     return;
   }
   const int64_t T = L.main_targets;
-  fmt::print("model {}, {} tokens: T = {} next-token targets\n", m.config().name, ids.size(), T);
+  fmt::print("model {}, {} tokens: T = {} next-token targets\n", model_label(m, a.seed), ids.size(), T);
   fmt::print("  main   L_main  = {:.6f}   (mean over {} targets)\n", L.main, T);
   for (size_t k = 0; k < L.per_token.size(); ++k)
     fmt::print(
@@ -159,6 +159,9 @@ void run_demo(const DemoArgs& a) {
   viz::Canvas c = viz::mtp_panel(r.steps, r.stats, po, a.width, height);
   const bool colour = !a.no_color && !viz::colour_disabled(STDOUT_FILENO);
   std::fputs((colour ? viz::render_ansi(c) : viz::render_plain(c)).c_str(), stdout);
+  if (m.random_weights())
+    fmt::print("model: {}: its MTP drafts are noise; the trained model is `tiny`\n",
+               model_label(m, a.seed));
   fmt::print("ids: {}\n", fmt::join(r.ids, ","));
   if (text) fmt::print("text: {}\n", tok->decode(r.ids));
   fmt::print("{}", mtp_stats_text(r.stats, a.depth, static_cast<int64_t>(r.ids.size())));

@@ -18,6 +18,7 @@
 #include "reference/io/documents.h"
 #include "reference/io/safetensors.h"
 #include "reference/io/tokenizer.h"
+#include "reference/model/config.h"
 
 namespace dsv3::app {
 namespace {
@@ -48,8 +49,9 @@ std::vector<fs::path> files_ending(const fs::path& dir, const std::string& suffi
   return out;
 }
 
-// A tokenizer.json file, or a model folder holding one.
-std::shared_ptr<const io::BpeTokenizer> open_tokenizer(const std::string& path) {
+// A tokenizer.json file, a model folder holding one, or a built-in model name ("tiny").
+std::shared_ptr<const io::BpeTokenizer> open_tokenizer(const std::string& arg) {
+  const std::string path = model::resolve_model_path(arg);
   const fs::path file = fs::is_directory(path) ? fs::path(path) / "tokenizer.json" : fs::path(path);
   if (!fs::exists(file)) throw UsageError(fmt::format("{}: no such tokenizer file", file.string()));
   try {
@@ -352,19 +354,19 @@ void add_tokenizer_commands(CLI::App& app) {
   auto text = std::make_shared<std::string>();
   auto no_bos = std::make_shared<bool>(false);
   CLI::App* e = root->add_subcommand("encode", "Text to token ids and pieces");
-  e->add_option("--tokenizer", *tok, "tokenizer.json or a model folder")->required();
+  e->add_option("--tokenizer", *tok, "tokenizer.json, a model folder or a built-in name (tiny)")->required();
   e->add_option("TEXT", *text, "Text to encode")->required();
   e->add_flag("--no-bos", *no_bos, "Do not start with BOS");
   e->callback([tok, text, no_bos] { run_encode(*tok, *text, !*no_bos); });
 
   CLI::App* d = root->add_subcommand("decode", "Token ids to text");
-  d->add_option("--tokenizer", *tok, "tokenizer.json or a model folder")->required();
+  d->add_option("--tokenizer", *tok, "tokenizer.json, a model folder or a built-in name (tiny)")->required();
   d->add_option("IDS", *text, "Comma-separated ids, e.g. 0,300,17")->required();
   d->callback([tok, text] { run_decode(*tok, *text); });
 
   auto files = std::make_shared<std::vector<std::string>>();
   CLI::App* s = root->add_subcommand("stats", "Bytes per token on text files, per file");
-  s->add_option("--tokenizer", *tok, "tokenizer.json or a model folder")->required();
+  s->add_option("--tokenizer", *tok, "tokenizer.json, a model folder or a built-in name (tiny)")->required();
   s->add_option("--text", *files, "Text files or folders (their *.txt)")->required();
   s->callback([tok, files] { run_stats(*tok, *files); });
 
@@ -376,7 +378,7 @@ void add_tokenizer_commands(CLI::App& app) {
                 "Corpus folder: writes OUT.train.safetensors and OUT.heldout.safetensors from "
                 "<domain>.train.txt / <domain>.heldout.txt (tokens U16 or I32, domain_offsets)");
   k->add_option("--tokenizer", ka->tokenizer,
-                "tokenizer.json or a model folder (default: the byte tokenizer)");
+                "tokenizer.json, a model folder or a built-in name (default: the byte tokenizer)");
   k->add_option("--out", ka->out, "Output .safetensors (with --corpus: the prefix)")->required();
   k->callback([ka] { run_tokenize(*ka); });
 }

@@ -161,8 +161,12 @@ void add_train_commands(CLI::App& app) {
       ->required();
   t->add_option("--data", o.data,
                 "safetensors with ids.step{k} int64 [B, T] (step k uses that batch) or a 1-D "
-                "'tokens' stream (I64/I32/U16; 5% held out)")
+                "'tokens' stream (I64/I32/U16), optionally cut into domains by "
+                "'domain_offsets' (windows stay inside one domain)")
       ->required();
+  t->add_option("--val-data", o.val_data,
+                "held-out stream in the same format (e.g. PREFIX.heldout.safetensors of "
+                "`dsv3 tokenize --corpus`); default: the last 5% of every domain of --data");
   t->add_option("--steps", o.steps, "Optimizer steps in the run")->required();
   t->add_option("--lr", o.lr, "Peak learning rate")->required();
   t->option_defaults()->always_capture_default();  // --help shows the defaults from here on
@@ -179,6 +183,9 @@ void add_train_commands(CLI::App& app) {
   t->add_option("--balance-alpha", o.objective.balance_alpha,
                 "Sequence-wise balance loss weight alpha (V3: 1e-4)");
   t->add_option("--bias-gamma", o.bias_gamma, "Bias update speed gamma (V3: 0.001)");
+  t->add_flag("--v3-phases", o.v3_phases,
+              "V3's phase switches scaled to the run: lambda / 3 after 67.6% of the steps "
+              "(0.3 -> 0.1), gamma 0 after 96.6%");
   t->add_option("--weight-decay", o.adamw.weight_decay, "AdamW weight decay (V3: 0.1)");
   t->add_option("--clip", o.clip, "Global gradient-norm clip (V3: 1.0; 0 = off)");
   t->add_option("--seed", o.seed, "Seed of the initialisation and the batch windows");

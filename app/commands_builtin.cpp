@@ -26,8 +26,8 @@ namespace {
 using nlohmann::json;
 using viz::Panel;
 
-const std::vector<std::string> kModelNames = {"tiny",    "small",   "tiny-yarn",
-                                              "v3-671b", "v2-236b", "v2-lite-16b"};
+const std::vector<std::string> kModelNames = {"tiny",    "tiny-random", "small",      "tiny-yarn",
+                                              "v3-671b", "v2-236b",     "v2-lite-16b"};
 const std::vector<std::string> kPanelNames = {"routing",  "load",   "kv",  "attention",
                                               "pipeline", "logits", "mtp", "fp8"};
 

@@ -43,8 +43,8 @@ using nlohmann::json;
 
 // ---- declaration helpers ------------------------------------------------------------------
 
-const std::vector<std::string> kConfigs = {"v3-671b", "v2-236b", "v2-lite-16b",
-                                           "tiny",    "small",   "tiny-yarn"};
+const std::vector<std::string> kConfigs = {"v3-671b", "v2-236b", "v2-lite-16b", "tiny",
+                                           "tiny-random", "small", "tiny-yarn"};
 
 FlagSpec config_flag() {
   return opt("config", ArgKind::kPath, "a built-in config name or config.json (default v3-671b)",

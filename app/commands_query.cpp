@@ -326,7 +326,8 @@ void add_query_commands(Registry& r) {
            INT64_MIN,
            INT64_MAX,
            [](const Session&) {
-             return std::vector<std::string>{"tiny", "small", "v3-671b", "v2-236b", "v2-lite-16b"};
+             return std::vector<std::string>{"tiny", "tiny-random", "small", "v3-671b", "v2-236b",
+                                            "v2-lite-16b"};
            }}},
          {json_flag()},
          info});

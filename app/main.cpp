@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   dsv3::app::add_train_commands(app);
   dsv3::app::add_tokenizer_commands(app);
   dsv3::app::add_eval_commands(app);
+  dsv3::app::add_export_commands(app);
   try {
     app.parse(argc, argv);
     if (app.get_subcommands().empty()) return dsv3::app::run_default(argc, argv);

@@ -141,7 +141,10 @@ int run_repl(Session& s, bool keep_going) {
   }
   std::cout << fmt::format(
       "dsv3 repl · model {} · {} tokens · `help` lists commands, Tab completes, Ctrl-D quits\n",
-      s.model_name(), s.tokens().size());
+      s.view().weights_note.empty()
+          ? s.model_name()
+          : fmt::format("{} ({})", s.model_name(), s.view().weights_note),
+      s.tokens().size());
   int status = 0;
   while (true) {
     std::string prompt = fmt::format("dsv3 [{}]> ", s.cursor());

@@ -530,6 +530,7 @@ viz::ExplorerView Session::view() const {
   viz::ExplorerView v;
   v.config = &config();
   v.model_name = model_name_;
+  if (model_->random_weights()) v.weights_note = fmt::format("random weights, seed {}", seed_);
   v.attn_impl = model::to_string(attn_);
   v.precision = "fp32";
   for (int32_t id : tokens_) v.token_text.push_back(tokenizer_->piece(id));

@@ -417,7 +417,7 @@ void BM_TrainOptimizer(benchmark::State& state, int i) {
     norm = train::grad_norm(r.c, r.grad0);
     train::adamw_step(r.c, r.w, r.grad0, r.adam, r.opt.lr, r.opt.adamw,
                       train::clip_scale(norm, r.opt.clip));
-    train::update_biases(r.c, r.w, r.loss0, r.opt.bias_gamma_effective());
+    train::update_biases(r.c, r.w, r.loss0, r.opt.bias_gamma_at(0));
   });
   state.counters["grad_norm"] = norm;  // before clipping (--clip 1: a norm above 1 is scaled)
   set_bytes(state, "peak", peak);
@@ -434,7 +434,7 @@ void BM_TrainStep(benchmark::State& state, int i) {
     const double norm = train::grad_norm(r.c, grad);
     train::adamw_step(r.c, r.w, grad, r.adam, r.opt.lr, r.opt.adamw,
                       train::clip_scale(norm, r.opt.clip));
-    train::update_biases(r.c, r.w, loss, r.opt.bias_gamma_effective());
+    train::update_biases(r.c, r.w, loss, r.opt.bias_gamma_at(0));
     benchmark::DoNotOptimize(loss.total);
   });
   set_rates(state, r, 6 * r.macs);

@@ -169,9 +169,12 @@ Canvas panel_canvas(const ExplorerView& v, Panel p, const model::Config* real, i
 Canvas header_bar(const ExplorerView& v, int w) {
   Canvas c(w, 1);
   c.fill(0, 0, w, 1, U' ', st::kHeader);
-  std::string left = " dsv3 explorer";
+  std::string left = w >= 100 ? " dsv3 explorer" : " dsv3";  // narrow: room for the model
+  // A random-weight model says so first: its routing, load and MTP numbers are noise.
+  const std::string name =
+      v.weights_note.empty() ? v.model_name : fmt::format("{} ({})", v.model_name, v.weights_note);
   std::string model = v.config
-                          ? fmt::format("{} · {} layers · {} experts, top-{}", v.model_name,
+                          ? fmt::format("{} · {} layers · {} experts, top-{}", name,
                                         v.config->num_hidden_layers, v.config->n_routed_experts,
                                         v.config->num_experts_per_tok)
                           : "no model";

@@ -22,6 +22,7 @@ struct KeyHelp {
 struct ExplorerView {
   const model::Config* config = nullptr;
   std::string model_name;               // e.g. "tiny"
+  std::string weights_note;             // "random weights, seed 0" (empty for a checkpoint)
   std::string attn_impl = "absorbed";   // "absorbed" | "naive"
   std::string precision = "fp32";       // weights/activations as computed
   std::vector<std::string> token_text;  // display text of every known token

@@ -36,7 +36,10 @@ const char* to_string(StoreFormat f) {
 }
 
 bool stored_in_fp8(const std::string& name) {
-  if (!name.ends_with("_proj.weight") || name.ends_with("eh_proj.weight")) return false;
+  // Every projection of attention and the MLPs, kv_a_proj_with_mqa ([W^DKV; W^KR], eq. 1, 3)
+  // included (model_spec.md: [576, 7168] F8_E4M3 with a [5, 56] scale, partial edge block).
+  const bool proj = name.ends_with("_proj.weight") || name.ends_with("_proj_with_mqa.weight");
+  if (!proj || name.ends_with("eh_proj.weight")) return false;
   return name.find(".self_attn.") != std::string::npos || name.find(".mlp.") != std::string::npos;
 }
 

@@ -21,8 +21,9 @@ enum class StoreFormat {
 StoreFormat parse_store_format(const std::string& s);  // "f32" | "bf16" | "fp8"; invalid_argument
 const char* to_string(StoreFormat f);
 
-// True for the tensors the released checkpoint stores in FP8: "*_proj.weight" of self_attn and
-// mlp (dense, experts, shared experts), never eh_proj.
+// True for the tensors the released checkpoint stores in FP8: "*_proj.weight" and
+// "kv_a_proj_with_mqa.weight" of self_attn and mlp (dense, experts, shared experts), never the
+// MTP eh_proj.
 bool stored_in_fp8(const std::string& name);
 
 // Writes `dir`/config.json and `dir`/model.safetensors (creating dir). Throws io::FormatError on

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "reference/model/config.h"
+
 namespace dsv3::fp8 {
 namespace {
 
@@ -136,8 +138,8 @@ Fp8LinearOptions forward_options(const std::string& accum, int promote) {
 LinearHook make_forward_hook(const std::string& accum, int promote, const std::string& model) {
   const Fp8LinearOptions o = forward_options(accum, promote);
   std::shared_ptr<const io::Checkpoint> ckpt;
-  if (!model.empty() && std::filesystem::is_directory(model))
-    ckpt = std::make_shared<io::Checkpoint>(model);
+  if (!model.empty() && std::filesystem::is_directory(dsv3::model::resolve_model_path(model)))
+    ckpt = std::make_shared<io::Checkpoint>(dsv3::model::resolve_model_path(model));
   return make_linear_hook(o, std::move(ckpt));
 }
 
@@ -145,8 +147,8 @@ std::function<Mat(const Mat& w, const std::string& name)> make_absorbed_weight_h
     const std::string& accum, int promote, const std::string& model) {
   const Fp8LinearOptions o = forward_options(accum, promote);
   std::shared_ptr<const io::Checkpoint> ckpt;
-  if (!model.empty() && std::filesystem::is_directory(model))
-    ckpt = std::make_shared<io::Checkpoint>(model);
+  if (!model.empty() && std::filesystem::is_directory(dsv3::model::resolve_model_path(model)))
+    ckpt = std::make_shared<io::Checkpoint>(dsv3::model::resolve_model_path(model));
   auto lin = std::make_shared<Fp8Linear>(o, std::move(ckpt));
   return
       [lin](const Mat& w, const std::string& name) { return lin->weight(w, name)->dequantize(); };

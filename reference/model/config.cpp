@@ -366,7 +366,8 @@ std::string tiny_configs_dir() {
 namespace {
 const std::map<std::string, std::string>& builtin_names() {
   static const std::map<std::string, std::string> names = {
-      {"tiny", "tiny.json"},
+      {"tiny", "tiny"},  // the trained model: a checkpoint folder (docs/model-card.md)
+      {"tiny-random", "tiny.json"},
       {"small", "small.json"},
       {"tiny-yarn", "tiny-yarn.json"},
       {"v3", "deepseek-v3-671b.json"},
@@ -386,10 +387,21 @@ const std::map<std::string, std::string>& builtin_names() {
 }
 }  // namespace
 
+std::string resolve_model_path(const std::string& name_or_path) {
+  auto it = builtin_names().find(name_or_path);
+  if (it != builtin_names().end()) return tiny_configs_dir() + "/" + it->second;
+  return name_or_path;
+}
+
+bool is_builtin_name(const std::string& name) {
+  return builtin_names().count(name) > 0;
+}
+
 Config resolve_config(const std::string& name_or_path) {
   auto it = builtin_names().find(name_or_path);
   if (it != builtin_names().end()) {
-    Config c = load_config_file(tiny_configs_dir() + "/" + it->second);
+    const fs::path p = resolve_model_path(name_or_path);
+    Config c = load_config_file(fs::is_directory(p) ? (p / "config.json").string() : p.string());
     c.name = name_or_path;
     return c;
   }

@@ -95,6 +95,10 @@ Config load_config_file(const std::string& path);
 // Resolves a built-in name ("tiny", "small", "v3-671b", "v2-236b", "v2-lite-16b", ...),
 // a config.json path, or a model directory holding config.json.
 Config resolve_config(const std::string& name_or_path);
+// Where a built-in name lives (tiny-configs/<file or folder>); other arguments unchanged. "tiny"
+// is the trained checkpoint folder tiny-configs/tiny/, "tiny-random" its random-weight sibling.
+std::string resolve_model_path(const std::string& name_or_path);
+bool is_builtin_name(const std::string& name);
 // The folder of shipped configs (tiny-configs/), found next to the executable or the source tree.
 std::string tiny_configs_dir();
 

@@ -54,10 +54,12 @@ Model::Model(Config config, ModelWeights weights, std::shared_ptr<const io::Toke
 
 Model Model::load(const std::string& name_or_dir, uint64_t seed) {
   Config c = resolve_config(name_or_dir);
-  fs::path p(name_or_dir);
+  const fs::path p(resolve_model_path(name_or_dir));
   if (fs::is_directory(p))
     return Model(c, load_weights(c, p.string()), io::load_tokenizer(p.string()));
-  return Model(c, random_weights(c, seed));
+  Model m(c, dsv3::model::random_weights(c, seed));
+  m.random_ = true;
+  return m;
 }
 
 Mat Model::head(const Mat& h_normed) const {

@@ -57,6 +57,9 @@ class Model {
   ModelWeights& mutable_weights() { return weights_; }  // e.g. the balance lab's live biases
   const RopeTable& rope() const { return rope_; }
   const io::Tokenizer& tokenizer() const { return *tokenizer_; }
+  // True when the weights are random (a config without a checkpoint): everything the model
+  // shows about routing, load and MTP is then noise, and views say so.
+  bool random_weights() const { return random_; }
   std::shared_ptr<const io::Tokenizer> shared_tokenizer() const { return tokenizer_; }
 
   KVCache new_cache(AttnImpl impl) const { return KVCache(config_, impl); }
@@ -78,6 +81,7 @@ class Model {
   ModelWeights weights_;
   RopeTable rope_;
   std::shared_ptr<const io::Tokenizer> tokenizer_;
+  bool random_ = false;
 };
 
 }  // namespace dsv3::model

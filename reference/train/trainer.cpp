@@ -262,11 +262,10 @@ Trainer::Trainer(TrainOptions opt) : opt_(std::move(opt)) {
     config_ = model::resolve_config(source);
     config_.validate();
     rope_ = model::make_rope_table(config_);
-    if (fs::is_directory(source) && fs::exists(fs::path(source) / "model.safetensors")) {
-      weights_ = model::load_weights(config_, source);
-    } else if (fs::is_directory(source) &&
-               fs::exists(fs::path(source) / "model.safetensors.index.json")) {
-      weights_ = model::load_weights(config_, source);
+    const fs::path dir = model::resolve_model_path(source);
+    if (fs::is_directory(dir) && (fs::exists(dir / "model.safetensors") ||
+                                  fs::exists(dir / "model.safetensors.index.json"))) {
+      weights_ = model::load_weights(config_, dir.string());
     } else {
       const double sd = opt_.init_std > 0 ? opt_.init_std : default_init_std(config_.hidden_size);
       weights_ = model::init_weights(config_, opt_.seed, sd);

@@ -157,7 +157,7 @@ TEST(Accounting, CountsFollowTheConfigNotConstants) {
 }
 
 TEST(Accounting, TinyConfigsAreConsistent) {
-  for (const char* name : {"tiny", "small"}) {
+  for (const char* name : {"tiny-random", "small"}) {
     Config c = model::resolve_config(name);
     ParamCount pc = count_params(c);
     EXPECT_GT(pc.total, 0) << name;
@@ -321,7 +321,7 @@ TEST(CheckpointCount, AgreesWithTheConfigForASavedModel) {
   namespace fs = std::filesystem;
   fs::path dir = fs::temp_directory_path() / ("dsv3_acct_ckpt_" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  Config c = model::resolve_config("tiny");
+  Config c = model::resolve_config("tiny-random");
   model::save_weights(c, model::random_weights(c, 3), (dir / "model.safetensors").string());
   CheckpointCount n = count_checkpoint(dir.string(), c.num_hidden_layers);
   // save_weights writes float32 and no copies of the embedding/head inside the MTP module.

@@ -91,14 +91,14 @@ TEST(InfoCli, OtherConfigsByNameAndPath) {
   CliRun v2 = run_dsv3("info --config '" + path + "' --json");
   ASSERT_EQ(v2.status, 0) << v2.err;
   EXPECT_EQ(nlohmann::json::parse(v2.out).at("params_total").get<int64_t>(), 235'741'434'880);
-  CliRun tiny = run_dsv3("info --config tiny --json");
+  CliRun tiny = run_dsv3("info --config tiny-random --json");
   ASSERT_EQ(tiny.status, 0) << tiny.err;
   EXPECT_GT(nlohmann::json::parse(tiny.out).at("params_total").get<int64_t>(), 0);
   // The config may also be given as the positional argument, as the REPL's `info` takes it.
-  CliRun positional = run_dsv3("info tiny --json");
+  CliRun positional = run_dsv3("info tiny-random --json");
   ASSERT_EQ(positional.status, 0) << positional.err;
   EXPECT_EQ(positional.out, tiny.out);
-  CliRun both = run_dsv3("info tiny --config small");
+  CliRun both = run_dsv3("info tiny-random --config small");
   EXPECT_EQ(both.status, 2);
   EXPECT_NE(both.err.find("two configs"), std::string::npos) << both.err;
 }
@@ -121,7 +121,7 @@ TEST(InfoCli, CountsARealCheckpoint) {
   namespace fs = std::filesystem;
   fs::path dir = fs::temp_directory_path() / ("dsv3_info_ckpt_" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  dsv3::model::Config c = dsv3::model::resolve_config("tiny");
+  dsv3::model::Config c = dsv3::model::resolve_config("tiny-random");
   dsv3::model::save_weights(c, dsv3::model::random_weights(c, 5),
                             (dir / "model.safetensors").string());
   std::ofstream(dir / "config.json") << dsv3::model::to_json(c).dump(2);
@@ -130,7 +130,7 @@ TEST(InfoCli, CountsARealCheckpoint) {
   nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j.at("checkpoint_actual").at("params").get<int64_t>(),
             j.at("params_total").get<int64_t>() + j.at("params_mtp").get<int64_t>());
-  CliRun t = run_dsv3("info --config tiny --checkpoint '" + dir.string() + "'");
+  CliRun t = run_dsv3("info --config tiny-random --checkpoint '" + dir.string() + "'");
   ASSERT_EQ(t.status, 0) << t.err;
   EXPECT_NE(t.out.find("holds"), std::string::npos) << t.out;
   fs::remove_all(dir);

@@ -17,9 +17,15 @@
 namespace dsv3::app {
 namespace {
 
-// One session for the whole suite: building it prefills the prompt once.
+// One session for the whole suite: building it prefills the prompt once. The numbers below are
+// those of the random-weight tiny config (byte tokenizer, 16 experts); the trained default is
+// checked in tests/eval/test_trained_model.cpp.
 Session& session() {
-  static Session s;
+  static Session s([] {
+    SessionOptions o;
+    o.model = "tiny-random";
+    return o;
+  }());
   return s;
 }
 

@@ -91,23 +91,27 @@ std::string header(const Tmux& t) {
 
 TEST(Explorer, PanelsSteppingHelpCommandResizeAndQuit) {
   if (!have_tmux()) GTEST_SKIP() << "tmux not installed";
+  // The default model: the trained tiny checkpoint, whose BPE tokenizer reads "Hello MoE" as
+  // BOS + 6 tokens, and whose header carries no "random weights" badge.
   Tmux t(kBin + " explore --prompt 'Hello MoE'");
   ASSERT_TRUE(t.wait_for("dsv3 explorer")) << t.screen();
   std::string s = t.screen();
-  for (const char* want : {"1 Routing", "2 Expert load", "3 KV cache", "tokens · prompt 10",
+  for (const char* want : {"1 Routing", "2 Expert load", "3 KV cache", "tokens · prompt 7",
                            "● chosen", "expert", "L3"})
     EXPECT_NE(s.find(want), std::string::npos) << want << "\n" << s;
-  EXPECT_NE(header(t).find("pos 9/9"), std::string::npos) << header(t);
+  EXPECT_NE(header(t).find("pos 6/6"), std::string::npos) << header(t);
+  EXPECT_NE(header(t).find("tiny · 4 layers · 32 experts"), std::string::npos) << header(t);
+  EXPECT_EQ(header(t).find("random"), std::string::npos) << header(t);
 
   // Step forward: a new token is computed and the routing grid shows the new position.
   t.keys("Right");
-  ASSERT_TRUE(t.wait_for("pos 10/10")) << t.screen();
+  ASSERT_TRUE(t.wait_for("pos 7/7")) << t.screen();
   EXPECT_NE(t.screen().find("generated 1"), std::string::npos);
-  EXPECT_NE(t.screen().find("at position 10"), std::string::npos);
+  EXPECT_NE(t.screen().find("at position 7"), std::string::npos);
   // Step back: an earlier trace, nothing recomputed.
   t.keys("Left");
-  ASSERT_TRUE(t.wait_for("pos 9/10")) << t.screen();
-  EXPECT_NE(t.screen().find("at position 9"), std::string::npos);
+  ASSERT_TRUE(t.wait_for("pos 6/7")) << t.screen();
+  EXPECT_NE(t.screen().find("at position 6"), std::string::npos);
 
   // Panels by number.
   t.keys("3");
@@ -193,7 +197,7 @@ TEST(Explorer, CommandLineEditsAtTheCursor) {
   t.type("p");
   ASSERT_TRUE(t.wait_for(":step 2")) << t.screen();
   t.keys("Enter");
-  ASSERT_TRUE(t.wait_for("pos 11/11")) << t.screen();
+  ASSERT_TRUE(t.wait_for("pos 8/8")) << t.screen();
   // Ctrl-A, a typo fixed with Delete, Ctrl-E, Ctrl-W.
   t.type(":xback 1");
   t.keys("C-a");
@@ -204,7 +208,7 @@ TEST(Explorer, CommandLineEditsAtTheCursor) {
   ASSERT_TRUE(t.wait_for(":back 1", false)) << t.screen();  // (capture-pane trims the space)
   t.type("2");
   t.keys("Enter");
-  ASSERT_TRUE(t.wait_for("pos 9/11")) << t.screen();
+  ASSERT_TRUE(t.wait_for("pos 6/8")) << t.screen();
   t.keys("q");
   ASSERT_TRUE(t.wait_for("EXIT=0")) << t.screen();
 }

@@ -49,7 +49,7 @@ TEST(CliBalance, TradeoffAndModelJson) {
   EXPECT_EQ(j["points"][1]["method"], "aux-loss");
   EXPECT_EQ(j["points"][2]["method"], "loss-free");
   const CmdResult m =
-      run_cmd("balance model --model tiny --tokens 128 --tokens-per-batch 64 --heldout 64 --json");
+      run_cmd("balance model --model tiny-random --tokens 128 --tokens-per-batch 64 --heldout 64 --json");
   ASSERT_EQ(m.status, 0) << m.out;
   const auto k = nlohmann::json::parse(m.out);
   EXPECT_EQ(k["maxvio_batch"].size(), 2u);

@@ -11,7 +11,7 @@ namespace dsv3::balance {
 namespace {
 
 TEST(ModelBalance, BiasesMoveByAtMostGammaPerBatchAndBalanceImproves) {
-  model::Model m = model::Model::load("tiny");
+  model::Model m = model::Model::load("tiny-random");
   ModelBalanceConfig c;
   c.tokens = 4096;
   c.tokens_per_batch = 256;
@@ -36,7 +36,7 @@ TEST(ModelBalance, BiasesMoveByAtMostGammaPerBatchAndBalanceImproves) {
 }
 
 TEST(ModelBalance, BalancerTogglesAndObservesTraces) {
-  model::Model m = model::Model::load("tiny");
+  model::Model m = model::Model::load("tiny-random");
   ModelBalancer b(m.config(), 1e-2f);
   const int first_moe = b.moe_layers().front();
   EXPECT_THROW(b.layer(0), std::out_of_range);  // layer 0 is dense in tiny

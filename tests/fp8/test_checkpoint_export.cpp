@@ -17,6 +17,8 @@ namespace fs = std::filesystem;
 TEST(CheckpointExport, ThePrecisionRuleOfTheReleasedCheckpoint) {
   EXPECT_TRUE(stored_in_fp8("model.layers.0.self_attn.q_a_proj.weight"));
   EXPECT_TRUE(stored_in_fp8("model.layers.0.self_attn.kv_b_proj.weight"));
+  EXPECT_TRUE(stored_in_fp8("model.layers.0.self_attn.kv_a_proj_with_mqa.weight"));
+  EXPECT_FALSE(stored_in_fp8("model.layers.0.self_attn.kv_a_layernorm.weight"));
   EXPECT_TRUE(stored_in_fp8("model.layers.0.mlp.down_proj.weight"));
   EXPECT_TRUE(stored_in_fp8("model.layers.3.mlp.experts.7.up_proj.weight"));
   EXPECT_TRUE(stored_in_fp8("model.layers.3.mlp.shared_experts.gate_proj.weight"));

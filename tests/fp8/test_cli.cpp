@@ -84,7 +84,7 @@ TEST(Fp8Cli, ErrorsAreOneLineAndExitTwo) {
 }
 
 TEST(Fp8Cli, ModelErrorReportsEveryMode) {
-  const CmdResult r = run("fp8 model-error --model tiny --tokens 4 --json");
+  const CmdResult r = run("fp8 model-error --model tiny-random --tokens 4 --json");
   ASSERT_EQ(r.status, 0) << r.out;
   const auto j = nlohmann::json::parse(r.out);
   ASSERT_EQ(j.size(), 5u);

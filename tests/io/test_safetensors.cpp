@@ -260,7 +260,7 @@ TEST_F(Safetensors, TensorInTwoShardsAndEmptyFolders) {
 }
 
 TEST_F(Safetensors, MissingModelTensorsAreListedByName) {
-  model::Config c = model::resolve_config("tiny");
+  model::Config c = model::resolve_config("tiny-random");
   model::ModelWeights w = model::random_weights(c, 7);
   std::string full = path("full.safetensors");
   model::save_weights(c, w, full);
@@ -391,7 +391,7 @@ TEST_F(Safetensors, WriterRejectsWrongSizes) {
 }
 
 TEST_F(Safetensors, ModelWeightsRoundTrip) {
-  model::Config c = model::resolve_config("tiny");
+  model::Config c = model::resolve_config("tiny-random");
   model::ModelWeights w = model::random_weights(c, 11);
   fs::create_directories(dir_ / "ckpt");
   model::save_weights(c, w, (dir_ / "ckpt" / "model.safetensors").string());

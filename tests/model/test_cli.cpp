@@ -51,16 +51,16 @@ TEST(Cli, ForwardDumpMatchesTransformersGolden) {
 }
 
 TEST(Cli, GenerateJsonIsDeterministicAndMatchesTheLibrary) {
-  CmdResult a = run("generate --model tiny --prompt hello -n 6 --json");
-  CmdResult b = run("generate --model tiny --prompt hello -n 6 --json --attn naive");
+  CmdResult a = run("generate --model tiny-random --prompt hello -n 6 --json");
+  CmdResult b = run("generate --model tiny-random --prompt hello -n 6 --json --attn naive");
   ASSERT_EQ(a.status, 0) << a.out;
   auto ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out);
   EXPECT_EQ(ja["ids"].size(), 6u);
   EXPECT_EQ(ja["ids"], jb["ids"]);  // both attention forms decode the same tokens
   CmdResult s1 =
-      run("generate --model tiny --prompt hello -n 6 --json --temperature 1 --top-p 0.9 --seed 3");
+      run("generate --model tiny-random --prompt hello -n 6 --json --temperature 1 --top-p 0.9 --seed 3");
   CmdResult s2 =
-      run("generate --model tiny --prompt hello -n 6 --json --temperature 1 --top-p 0.9 --seed 3");
+      run("generate --model tiny-random --prompt hello -n 6 --json --temperature 1 --top-p 0.9 --seed 3");
   EXPECT_EQ(s1.out, s2.out);
 }
 
@@ -73,9 +73,9 @@ TEST(Cli, DemoPrintsRoutingForEveryStep) {
 
 TEST(Cli, ErrorsAreOneLineWithExitCode2) {
   for (const char* args :
-       {"forward --model tiny --ids 1,x", "forward --model no-such-model --ids 1",
-        "generate --model tiny --prompt hi --ids 1", "generate --model tiny --prompt hi --top-p 2",
-        "forward --model tiny --ids 99999", "generate --model tiny --prompt hi --attn fast",
+       {"forward --model tiny-random --ids 1,x", "forward --model no-such-model --ids 1",
+        "generate --model tiny-random --prompt hi --ids 1", "generate --model tiny-random --prompt hi --top-p 2",
+        "forward --model tiny-random --ids 99999", "generate --model tiny-random --prompt hi --attn fast",
         "no-such-command"}) {
     CmdResult r = run(args);
     EXPECT_EQ(r.status, 2) << args << ": " << r.out;
@@ -93,8 +93,8 @@ namespace {
 TEST(Cli, ForwardInFp8MovesTheLogitsALittle) {
   std::string f32 = temp_path("f32.safetensors"), f8 = temp_path("f8.safetensors");
   const std::string ids = "0,71,104,101,32,109,111,100,101,108";
-  ASSERT_EQ(run("forward --model tiny --attn naive --ids " + ids + " --dump " + f32).status, 0);
-  CmdResult r = run("forward --model tiny --precision fp8 --accum h100 --promote 128 --ids " + ids +
+  ASSERT_EQ(run("forward --model tiny-random --attn naive --ids " + ids + " --dump " + f32).status, 0);
+  CmdResult r = run("forward --model tiny-random --precision fp8 --accum h100 --promote 128 --ids " + ids +
                     " --dump " + f8);
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("fp8, h100 accumulation, promote 128"), std::string::npos) << r.out;
@@ -106,7 +106,7 @@ TEST(Cli, ForwardInFp8MovesTheLogitsALittle) {
   // The absorbed form in FP8 folds kv_b_proj dequantized from its FP8 blocks: as far from float32
   // as the naive FP8 run (which also quantizes kv_b_proj's input), and different from both.
   const std::string fa = f8 + ".absorbed";
-  r = run("forward --model tiny --precision fp8 --attn absorbed --ids " + ids + " --dump " + fa);
+  r = run("forward --model tiny-random --precision fp8 --attn absorbed --ids " + ids + " --dump " + fa);
   ASSERT_EQ(r.status, 0) << r.out;
   {
     io::SafetensorsFile c(fa);
@@ -116,7 +116,7 @@ TEST(Cli, ForwardInFp8MovesTheLogitsALittle) {
     EXPECT_GT((lc - lb).norm() / lb.norm(), 1e-4f);
   }
   std::filesystem::remove(fa);
-  EXPECT_EQ(run("forward --model tiny --ids 0,5 --precision fp8 --promote 7").status, 2);
+  EXPECT_EQ(run("forward --model tiny-random --ids 0,5 --precision fp8 --promote 7").status, 2);
   std::filesystem::remove(f32);
   std::filesystem::remove(f8);
 }

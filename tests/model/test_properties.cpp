@@ -135,18 +135,18 @@ TEST_P(RandomConfigs, TruncatedCacheRecomputesTheSameLogits) {
 INSTANTIATE_TEST_SUITE_P(Seeds, RandomConfigs, ::testing::Range(1, 9));
 
 TEST(Model, TinyIsDeterministicAcrossLoads) {
-  Model a = Model::load("tiny"), b = Model::load("tiny");
+  Model a = Model::load("tiny-random"), b = Model::load("tiny-random");
   std::vector<int32_t> ids = {0, 71, 104, 100};
   auto ca = a.new_cache(AttnImpl::kAbsorbed), cb = b.new_cache(AttnImpl::kAbsorbed);
   EXPECT_EQ(a.forward(ids, ca, {}), b.forward(ids, cb, {}));
-  Model s = Model::load("tiny", 7);
+  Model s = Model::load("tiny-random", 7);
   auto cs = s.new_cache(AttnImpl::kAbsorbed);
   ca = a.new_cache(AttnImpl::kAbsorbed);
   EXPECT_NE(a.forward(ids, ca, {}), s.forward(ids, cs, {}));
 }
 
 TEST(Model, RejectsOutOfVocabularyIds) {
-  Model m = Model::load("tiny");
+  Model m = Model::load("tiny-random");
   auto cache = m.new_cache(AttnImpl::kAbsorbed);
   std::vector<int32_t> ids = {0, static_cast<int32_t>(m.config().vocab_size)};
   EXPECT_THROW(m.forward(ids, cache, {}), std::out_of_range);
@@ -154,7 +154,7 @@ TEST(Model, RejectsOutOfVocabularyIds) {
 }
 
 TEST(Model, TraceRecordsRoutingAttentionAndCacheBytes) {
-  Model m = Model::load("tiny");
+  Model m = Model::load("tiny-random");
   auto cache = m.new_cache(AttnImpl::kAbsorbed);
   Trace trace;
   ForwardOptions opt;

@@ -65,7 +65,7 @@ TEST(Weights, Fp8BlocksAreDequantizedWithCeilEdgeBlocks) {
 }
 
 TEST(Weights, SaveLoadRoundTripIncludingMtpAndShards) {
-  model::Model m = model::Model::load("tiny");
+  model::Model m = model::Model::load("tiny-random");
   fs::path dir = temp_dir("roundtrip");
   std::ifstream cfg(std::string(DSV3_SOURCE_DIR) + "/tiny-configs/tiny.json");
   std::ofstream((dir / "config.json").string()) << cfg.rdbuf();
@@ -103,7 +103,7 @@ TEST(Weights, SaveLoadRoundTripIncludingMtpAndShards) {
 }
 
 TEST(Weights, MissingTensorsAreListedByName) {
-  model::Model m = model::Model::load("tiny");
+  model::Model m = model::Model::load("tiny-random");
   fs::path dir = temp_dir("missing");
   io::SafetensorsWriter w;
   w.add("model.embed_tokens.weight", m.weights().embed_tokens);
@@ -128,7 +128,7 @@ namespace {
 
 // transformers v5 writes fused expert tensors; they load to the same model as per-expert ones.
 TEST(Weights, FusedExpertLayoutOfTransformersV5) {
-  model::Model m = model::Model::load("tiny");
+  model::Model m = model::Model::load("tiny-random");
   const model::Config& c = m.config();
   fs::path dir = temp_dir("fused");
   std::ifstream cfg(std::string(DSV3_SOURCE_DIR) + "/tiny-configs/tiny.json");

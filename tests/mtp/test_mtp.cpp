@@ -21,7 +21,7 @@ using model::AttnImpl;
 
 // The built-in tiny config with D MTP modules (random weights by seed).
 model::Model tiny_with_depth(int D, uint64_t seed = 0) {
-  model::Config c = model::resolve_config("tiny");
+  model::Config c = model::resolve_config("tiny-random");
   c.num_nextn_predict_layers = D;
   return model::Model(c, model::random_weights(c, seed));
 }

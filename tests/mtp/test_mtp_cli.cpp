@@ -20,9 +20,9 @@ CliRun dsv3(const std::string& args, bool with_stderr = true) {
 }
 
 TEST(MtpCli, GenerateWithMtpGivesPlainIdsAndStatistics) {
-  CliRun plain = dsv3("generate --model tiny --ids 0,5,6 -n 12 --json", false);
+  CliRun plain = dsv3("generate --model tiny-random --ids 0,5,6 -n 12 --json", false);
   ASSERT_EQ(plain.status, 0) << plain.out;
-  CliRun spec = dsv3("generate --model tiny --ids 0,5,6 -n 12 --json --mtp --draft-depth 2", false);
+  CliRun spec = dsv3("generate --model tiny-random --ids 0,5,6 -n 12 --json --mtp --draft-depth 2", false);
   ASSERT_EQ(spec.status, 0) << spec.out;
   auto a = nlohmann::json::parse(plain.out), b = nlohmann::json::parse(spec.out);
   EXPECT_EQ(a["ids"], b["ids"]);
@@ -35,7 +35,7 @@ TEST(MtpCli, GenerateWithMtpGivesPlainIdsAndStatistics) {
 
 // The wall-clock speed-up over plain decoding of the same tokens (timings are not asserted).
 TEST(MtpCli, GenerateWithMtpReportsSpeedupOverPlainDecoding) {
-  CliRun r = dsv3("generate --model tiny --ids 0,5,6 -n 12 --json --mtp", false);
+  CliRun r = dsv3("generate --model tiny-random --ids 0,5,6 -n 12 --json --mtp", false);
   ASSERT_EQ(r.status, 0) << r.out;
   auto j = nlohmann::json::parse(r.out)["mtp"];
   for (const char* key : {"seconds", "plain_seconds", "speedup", "proposed", "accepted",
@@ -46,7 +46,7 @@ TEST(MtpCli, GenerateWithMtpReportsSpeedupOverPlainDecoding) {
   EXPECT_GT(j["plain_seconds"].get<double>(), 0.0);
   EXPECT_EQ(j["plain_ids_match"], true);  // greedy: the in-process lossless check ran
 
-  r = dsv3("generate --model tiny --prompt hi -n 6 --mtp --draft-depth 2");
+  r = dsv3("generate --model tiny-random --prompt hi -n 6 --mtp --draft-depth 2");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("tokens/s plain: speed-up"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("identical to plain greedy decoding"), std::string::npos) << r.out;
@@ -56,7 +56,7 @@ TEST(MtpCli, GenerateWithMtpReportsSpeedupOverPlainDecoding) {
 // but still the speed-up.
 TEST(MtpCli, SampledGenerateWithMtpReportsSpeedupWithoutIdCheck) {
   CliRun r =
-      dsv3("generate --model tiny --ids 0,5,6 -n 12 --json --mtp --temperature 1 --seed 3", false);
+      dsv3("generate --model tiny-random --ids 0,5,6 -n 12 --json --mtp --temperature 1 --seed 3", false);
   ASSERT_EQ(r.status, 0) << r.out;
   auto j = nlohmann::json::parse(r.out)["mtp"];
   EXPECT_GT(j["speedup"].get<double>(), 0.0);
@@ -66,23 +66,23 @@ TEST(MtpCli, SampledGenerateWithMtpReportsSpeedupWithoutIdCheck) {
 // --draft-depth without --mtp used to be ignored; it is a usage error whatever its value.
 TEST(MtpCli, DraftDepthWithoutMtpIsAnError) {
   for (const char* value : {"2", "1"}) {  // 1 is the default: detected as given, not by value
-    CliRun r = dsv3(std::string("generate --model tiny --ids 3 -n 2 --draft-depth ") + value);
+    CliRun r = dsv3(std::string("generate --model tiny-random --ids 3 -n 2 --draft-depth ") + value);
     EXPECT_EQ(r.status, 2) << value;
     EXPECT_EQ(r.out, "dsv3: --draft-depth needs --mtp\n") << value;
   }
-  CliRun ok = dsv3("generate --model tiny --ids 3 -n 2");
+  CliRun ok = dsv3("generate --model tiny-random --ids 3 -n 2");
   EXPECT_EQ(ok.status, 0) << ok.out;
 }
 
 TEST(MtpCli, GenerateWithMtpPrintsAcceptance) {
-  CliRun r = dsv3("generate --model tiny --prompt hi -n 6 --mtp");
+  CliRun r = dsv3("generate --model tiny-random --prompt hi -n 6 --mtp");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("tokens per step"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("depth 1:"), std::string::npos) << r.out;
 }
 
 TEST(MtpCli, MtpLossJsonHasMainAndOneEntryPerDepth) {
-  CliRun r = dsv3("mtp-loss --model tiny --ids 3,50,7,99,12 --json", false);
+  CliRun r = dsv3("mtp-loss --model tiny-random --ids 3,50,7,99,12 --json", false);
   ASSERT_EQ(r.status, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_GT(j["main"].get<double>(), 0.0);
@@ -91,16 +91,16 @@ TEST(MtpCli, MtpLossJsonHasMainAndOneEntryPerDepth) {
 }
 
 TEST(MtpCli, ErrorsAreOneLine) {
-  CliRun r = dsv3("mtp-loss --model tiny --ids 3");
+  CliRun r = dsv3("mtp-loss --model tiny-random --ids 3");
   EXPECT_EQ(r.status, 2);
   EXPECT_EQ(r.out.rfind("dsv3: ", 0), 0u) << r.out;
-  r = dsv3("generate --model tiny --ids 3 --mtp --draft-depth 0");
+  r = dsv3("generate --model tiny-random --ids 3 --mtp --draft-depth 0");
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.out.find("--draft-depth"), std::string::npos) << r.out;
 }
 
 TEST(MtpCli, DemoDrawsThePanel) {
-  CliRun r = dsv3("mtp-demo --model tiny -n 5 --draft-depth 2 --no-color");
+  CliRun r = dsv3("mtp-demo --model tiny-random -n 5 --draft-depth 2 --no-color");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("MTP speculative decoding"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("depth 2"), std::string::npos) << r.out;
@@ -109,7 +109,7 @@ TEST(MtpCli, DemoDrawsThePanel) {
 
 TEST(MtpCli, ForwardDumpHasMtpLogits) {
   const std::string path = ::testing::TempDir() + "dsv3_mtp_dump.safetensors";
-  CliRun r = dsv3("forward --model tiny --ids 3,4,5,6,7 --dump '" + path + "'");
+  CliRun r = dsv3("forward --model tiny-random --ids 3,4,5,6,7 --dump '" + path + "'");
   ASSERT_EQ(r.status, 0) << r.out;
   dsv3::io::SafetensorsFile f(path);
   const dsv3::io::TensorView* t = f.find("mtp.1.logits");

@@ -172,7 +172,7 @@ TEST(PipelineOverlap, CommunicationHidden) {
 TEST(PipelineOverlap, DerivedFromConfig) {
   model::Config cfg;
   try {
-    cfg = model::resolve_config("tiny");
+    cfg = model::resolve_config("tiny-random");
   } catch (const std::exception& e) {
     GTEST_SKIP() << "tiny config unavailable: " << e.what();
   }

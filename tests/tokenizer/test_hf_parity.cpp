@@ -55,3 +55,29 @@ TEST(HfParity, SameIdsAndTextBack) {
 
 }  // namespace
 }  // namespace dsv3::io
+
+namespace dsv3::io {
+namespace {
+
+// The shipped model's tokenizer (tiny-configs/tiny/tokenizer.json, 2,048 tokens trained on the
+// corpus) against HF `tokenizers` on the same strings: tests/data/tokenizer/hf_reference_tiny.json,
+// written by tokenizer_reference.py on the GPU machine.
+TEST(HfParity, TheShippedTokenizerEncodesLikeHuggingFace) {
+  const BpeTokenizer t = BpeTokenizer::load(std::string(DSV3_SOURCE_DIR) +
+                                            "/tiny-configs/tiny/tokenizer.json");
+  std::ifstream in(kData + "/tokenizer/hf_reference_tiny.json");
+  const nlohmann::json ref = nlohmann::json::parse(in);
+  EXPECT_EQ(t.vocab_size(), ref["vocab_size"].get<int64_t>());
+  int cases = 0;
+  for (const auto& c : ref["cases"]) {
+    const std::string text = c["text"].get<std::string>();
+    EXPECT_EQ(t.encode(text, false), c["ids"].get<std::vector<int32_t>>()) << text;
+    EXPECT_EQ(t.encode(text, true), c["ids_with_bos"].get<std::vector<int32_t>>()) << text;
+    EXPECT_EQ(t.decode(c["ids"].get<std::vector<int32_t>>()), text);
+    ++cases;
+  }
+  EXPECT_GE(cases, 40);
+}
+
+}  // namespace
+}  // namespace dsv3::io

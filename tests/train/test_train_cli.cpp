@@ -68,7 +68,7 @@ TEST(TrainCli, TrainsTokenizesAndSavesACheckpointEveryCommandLoads) {
   const std::string tokens =
       tokenized(dir, "Multi-head latent attention caches a small latent. ", 30);
   const std::string save = (dir / "run").string();
-  auto r = dsv3_cli("train --model tiny --data " + tokens +
+  auto r = dsv3_cli("train --model tiny-random --data " + tokens +
                     " --steps 12 --lr 3e-3 --batch 2 --seq-len 32 --save-every 5 --eval-every 6 --save " + save);
   ASSERT_EQ(r.status, 0) << r.out;
   for (const char* f : {"config.json", "model.safetensors", "optimizer.safetensors",
@@ -106,7 +106,7 @@ TEST(TrainCli, CtrlCSavesAndExitsCleanly) {
   const std::string save = (dir / "run").string();
   // A run far too long to finish: Ctrl-C once its log shows a finished step.
   const std::string cmd =
-      "'" + std::string(DSV3_BINARY) + "' train --model tiny --data " + tokens +
+      "'" + std::string(DSV3_BINARY) + "' train --model tiny-random --data " + tokens +
       " --steps 1000000 --lr 1e-3 --batch 2 --seq-len 32 " +
       "--save-every 1000000 --eval-every 1000000 --save " + save + " > " +
       (dir / "out.txt").string() + " 2>&1 & pid=$!; " +
@@ -121,7 +121,7 @@ TEST(TrainCli, CtrlCSavesAndExitsCleanly) {
   const nlohmann::json state = nlohmann::json::parse(st);
   EXPECT_GE(state["step"].get<int>(), 1);  // the steps done, not the step-0 checkpoint
   // What was saved continues: --resume picks it up (and stops at once, --steps reached).
-  auto resumed = dsv3_cli("train --model tiny --data " + tokens +
+  auto resumed = dsv3_cli("train --model tiny-random --data " + tokens +
                           " --steps " + std::to_string(state["step"].get<int>()) +
                           " --lr 1e-3 --batch 2 --seq-len 32 --resume --save " + save);
   EXPECT_EQ(resumed.status, 0) << resumed.out;
@@ -131,7 +131,7 @@ TEST(TrainCli, CtrlCSavesAndExitsCleanly) {
 TEST(TrainCli, ADivergingRunStopsAndKeepsTheLastGoodCheckpoint) {
   fs::path dir = temp_dir("nan");
   const std::string save = (dir / "run").string();
-  auto r = dsv3_cli("train --model tiny --data " + kData +
+  auto r = dsv3_cli("train --model tiny-random --data " + kData +
                     "/train-ref/batch.safetensors --steps 3 --lr 1e30 --clip 0 --warmup 0 "
                     "--schedule constant --save-every 1 --save " + save);
   EXPECT_EQ(r.status, 1) << r.out;
@@ -146,15 +146,15 @@ TEST(TrainCli, BadArgumentsGetOneLineAndExitTwo) {
   const std::string batch = kData + "/train-ref/batch.safetensors";
   const std::string save = " --save " + (dir / "x").string();
   for (const std::string& args : {
-           "train --model tiny --data /nonexistent.safetensors --steps 2 --lr 1e-3" + save,
-           "train --model tiny --data " + batch + " --steps 2 --lr 1e-3 --balance sometimes" + save,
-           "train --model tiny --data " + batch + " --steps 0 --lr 1e-3" + save,
-           "train --model tiny --data " + batch + " --steps 2 --lr -1" + save,
+           "train --model tiny-random --data /nonexistent.safetensors --steps 2 --lr 1e-3" + save,
+           "train --model tiny-random --data " + batch + " --steps 2 --lr 1e-3 --balance sometimes" + save,
+           "train --model tiny-random --data " + batch + " --steps 0 --lr 1e-3" + save,
+           "train --model tiny-random --data " + batch + " --steps 2 --lr -1" + save,
            "train --model nosuchmodel --data " + batch + " --steps 2 --lr 1e-3" + save,
-           "train --model tiny --data " + batch + " --steps 2 --lr 1e-3 --resume" + save,
-           "train --model tiny --data " + kData + "/train-ref/grad.safetensors --steps 2 --lr 1" + save,
-           "grad --model tiny --batch " + kData + "/train-ref/grad.safetensors --dump /tmp/x",
-           "grad --model tiny --batch " + batch,
+           "train --model tiny-random --data " + batch + " --steps 2 --lr 1e-3 --resume" + save,
+           "train --model tiny-random --data " + kData + "/train-ref/grad.safetensors --steps 2 --lr 1" + save,
+           "grad --model tiny-random --batch " + kData + "/train-ref/grad.safetensors --dump /tmp/x",
+           "grad --model tiny-random --batch " + batch,
        }) {
     auto r = dsv3_cli(args);
     EXPECT_EQ(r.status, 2) << args << "\n" << r.out;

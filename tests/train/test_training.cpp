@@ -45,7 +45,7 @@ std::string word_salad(int words, uint32_t seed) {
 
 TrainOptions base(const fs::path& dir, const std::string& data) {
   TrainOptions o;
-  o.model = "tiny";
+  o.model = "tiny-random";
   o.data = data;
   o.save = (dir / "run").string();
   o.batch = 4;

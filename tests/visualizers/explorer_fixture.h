@@ -29,7 +29,7 @@ struct Fixture {
 
 inline Fixture make_fixture(int positions = 12, int cursor = 9) {
   Fixture f;
-  f.cfg = model::resolve_config("tiny");
+  f.cfg = model::resolve_config("tiny-random");
   const std::string text = "Hello, MoE! routing";
   std::vector<std::string> pieces{"<BOS>"};
   for (char c : text) pieces.push_back(c == ' ' ? "␣" : std::string(1, c));
@@ -75,7 +75,8 @@ inline Fixture make_fixture(int positions = 12, int cursor = 9) {
     f.traces.push_back(std::move(tt));
   }
   ExplorerView& v = f.base;
-  v.model_name = "tiny";
+  v.model_name = "tiny-random";
+  v.weights_note = "random weights, seed 0";  // as Session::view() says for a config
   for (int t = 0; t < positions; ++t) {
     v.token_text.push_back(pieces[t]);
     v.token_ids.push_back(f.traces[t].token);
