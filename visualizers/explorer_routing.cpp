@@ -53,7 +53,10 @@ int draw_grid(Canvas& c, const ExplorerView& v, const Columns& k, int y, std::ve
   c.text(0, y, "expert", st::kLabel);
   for (int e = 0; e < k.shown; ++e) {
     std::string num = std::to_string(e);
-    bool fits = (int)num.size() <= k.cw - (k.cw > 2 ? 1 : 0);
+    const int room = k.cw - (k.cw > 2 ? 1 : 0);
+    // Columns without a gap (cw <= 2) would run two-digit labels together ("1011"): label
+    // every other expert there ("10  12").
+    bool fits = (int)num.size() < room || ((int)num.size() == room && (k.cw > 2 || e % 2 == 0));
     if (!fits && e % k.per_group != 0) continue;
     Style s = e == v.expert ? Style{75, kDefault, kBold | kUnderline} : st::kLabel;
     right(c, k.x(e), y, std::max<int>(k.cw - 1, num.size()), num, s);
