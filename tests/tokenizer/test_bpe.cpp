@@ -116,8 +116,16 @@ TEST(BpeTokenizer, SpecialIdsAndPieces) {
   EXPECT_EQ(t.describe(), "byte-level BPE, 260 tokens");
 }
 
-TEST(BpeTokenizer, ArbitraryBytesRoundTrip) {
-  const BpeTokenizer t = BpeTokenizer::load(kData + "/tokenizer/tokenizer.json");
+// Random byte strings (valid UTF-8 or not) round-trip through the test tokenizer and the
+// shipped model's (tiny-configs/tiny/tokenizer.json, 2,048 tokens).
+class BpeRoundTrip : public ::testing::TestWithParam<std::string> {};
+
+INSTANTIATE_TEST_SUITE_P(Tokenizers, BpeRoundTrip,
+                         ::testing::Values(kData + "/tokenizer/tokenizer.json",
+                                           kData + "/../../tiny-configs/tiny/tokenizer.json"));
+
+TEST_P(BpeRoundTrip, ArbitraryBytesRoundTrip) {
+  const BpeTokenizer t = BpeTokenizer::load(GetParam());
   const std::vector<std::string> pieces = {"the",      " the", "  ",  "\n",   "Привет",
                                            "中文",     "'s",   "123", "\xff", "\xc3",
                                            "\xe4\xbd", "\t",   "🙂"};
