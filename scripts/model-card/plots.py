@@ -139,6 +139,8 @@ def main():
         vio_series.append((run, colour, list(zip(steps, vio))[::every], False, False))
         text_loss.append((glyphs[run], list(zip(steps, main_loss))[::10]))
         text_vio.append((glyphs[run], list(zip(steps, vio))[::10]))
+        if run == "loss-free":
+            text_mtp = [("*", list(zip(steps, main_loss))[::10]), ("m", list(zip(steps, mtp_loss))[::10])]
     svg_plot(os.path.join(outdir, "loss.svg"),
              "Training loss (nats/token, 25-step mean) and held-out loss (dots)",
              "loss (log scale)", loss_series, 2.5, 8.0, xmax, log_y=True)
@@ -147,6 +149,9 @@ def main():
              "MaxVio_batch", vio_series, 0.0, 5.0, xmax)
     print(text_plot("main loss, 25-step mean   * loss-free  + aux  . none", text_loss[::-1],
                     2.5, 8.0, xmax))
+    print()
+    print(text_plot("loss-free run, 25-step means   * main (next token)  m MTP depth 1 (token after next)",
+                    text_mtp, 2.5, 5.0, xmax, height=11))
     print()
     print(text_plot("MaxVio_batch (mean over MoE layers)   * loss-free  + aux  . none",
                     text_vio[::-1], 0.0, 5.0, xmax))
