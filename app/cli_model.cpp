@@ -96,6 +96,7 @@ struct GenerateArgs {
   bool mtp = false;                // speculative decoding with the MTP drafts
   int draft_depth = 1;             // D drafts per verification step
   bool draft_depth_given = false;  // --draft-depth on the command line (needs --mtp)
+  double agree = -1;               // --agree P (needs --mtp): stand-in drafts; -1 = MTP module
 };
 
 void run_forward(const ForwardArgs& a) {
@@ -181,6 +182,11 @@ void print_routes(const model::Config& c, const model::TokenTrace& tt) {
 
 void run_generate(const GenerateArgs& a) {
   if (a.draft_depth_given && !a.mtp) throw UsageError("--draft-depth needs --mtp");
+  if (a.agree >= 0 && !a.mtp) throw UsageError("--agree needs --mtp");
+  if (a.agree >= 0 && a.temperature > 0)
+    throw UsageError(
+        "--agree needs greedy decoding (--temperature 0): the stand-in drafts the main model's "
+        "greedy tokens");
   if (a.n < 0) throw UsageError("-n must not be negative");
   if (a.temperature < 0) throw UsageError("--temperature must not be negative");
   if (a.top_p <= 0 || a.top_p > 1) throw UsageError("--top-p must be in (0, 1]");
@@ -205,7 +211,21 @@ void run_generate(const GenerateArgs& a) {
     so.draft_depth = a.draft_depth;
     so.sampling = g.sampling;
     so.attn = g.attn;
-    spec = model::speculative_generate(m, prompt, so);
+    model::MtpDrafter drafter(m, so.attn);
+    if (a.agree >= 0) {
+      // Like the explorer's `mtp agree P`: each draft is the main model's own greedy token with
+      // probability P (deterministic per position and depth), else the MTP module's draft. The
+      // truth comes from an untimed greedy run, so the timed plain run below stays comparable.
+      std::vector<int32_t> truth = prompt;
+      if (a.n > 0) {
+        std::vector<int32_t> more = model::generate(m, prompt, g);
+        truth.insert(truth.end(), more.begin(), more.end());
+      }
+      drafter.override_token = [truth, p = a.agree](int k, int64_t index, int32_t drafted) {
+        return model::stand_in_draft(k, index, drafted, truth, p);
+      };
+    }
+    spec = model::speculative_generate(m, prompt, so, &drafter);
     // Plain decoding of the same tokens with the same model, timed the way SpecStats::seconds
     // is (prefill and decode steps), for the wall-clock speed-up.
     auto t0 = std::chrono::steady_clock::now();
@@ -238,6 +258,7 @@ void run_generate(const GenerateArgs& a) {
     if (text) j["text"] = tok.decode(out);
     if (spec) {
       j["mtp"] = mtp_stats_json(spec->stats, a.draft_depth, plain_seconds);
+      j["mtp"]["agree"] = a.agree >= 0 ? nlohmann::json(a.agree) : nlohmann::json(nullptr);
       if (a.temperature <= 0) j["mtp"]["plain_ids_match"] = true;  // checked above
     }
     fmt::print("{}\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
@@ -262,6 +283,11 @@ void run_generate(const GenerateArgs& a) {
   fmt::print("ids: {}\n", fmt::join(out, ","));
   if (text) fmt::print("text: {}\n", tok.decode(out));
   if (spec) {
+    if (a.agree >= 0)
+      fmt::print(
+          "drafts: a stand-in that proposes the main model's own token with probability {} "
+          "(--agree), else the MTP module's draft\n",
+          a.agree);
     fmt::print("{}", mtp_stats_text(spec->stats, a.draft_depth, static_cast<int64_t>(out.size()),
                                     plain_seconds));
     if (a.temperature <= 0) fmt::print("  ids identical to plain greedy decoding (checked)\n");
@@ -306,6 +332,10 @@ void add_model_commands(CLI::App& app) {
               "Speculative decoding with the MTP modules' drafts (same tokens when greedy)");
   CLI::Option* depth =
       g->add_option("--draft-depth", ga->draft_depth, "With --mtp: drafts per step D (default 1)");
+  g->add_option("--agree", ga->agree,
+                "With --mtp: stand-in drafter, each draft is the main model's own token with "
+                "probability P (greedy only; like the explorer's `mtp agree P`)")
+      ->check(CLI::Range(0.0, 1.0));
   g->callback([ga, depth] {
     ga->draft_depth_given = depth->count() > 0;  // given at all, whatever its value
     run_generate(*ga);

@@ -15,6 +15,7 @@
 #include "reference/io/tokenizer.h"
 #include "reference/model/generate.h"
 #include "reference/model/mtp.h"
+#include "reference/model/speculative.h"
 #include "visualizers/mtp_panel.h"
 
 namespace dsv3::app {
@@ -88,6 +89,7 @@ struct DemoArgs {
   std::string attn = "absorbed";
   int width = 100;
   bool no_color = false;
+  double agree = -1;  // --agree P: stand-in drafts (model::stand_in_draft); -1: the MTP module
 };
 
 void run_loss(const LossArgs& a) {
@@ -142,12 +144,45 @@ void run_demo(const DemoArgs& a) {
         fmt::format("model {} has no MTP module (num_nextn_predict_layers = 0)", m.config().name));
   std::vector<int32_t> prompt = prompt_ids(m, a.ids.empty() ? a.prompt : "", a.ids);
   if (prompt.empty()) throw UsageError("the prompt is empty: give --prompt TEXT or --ids LIST");
+  if (a.agree >= 0 && a.temperature > 0)
+    throw UsageError(
+        "--agree needs greedy decoding (--temperature 0): the stand-in drafts the main model's "
+        "greedy tokens");
   model::SpeculativeOptions o;
   o.max_new_tokens = a.n;
   o.draft_depth = a.depth;
   o.sampling = {a.temperature, a.top_p, a.seed};
   o.attn = model::parse_attn_impl(a.attn);
-  model::SpeculativeResult r = model::speculative_generate(m, prompt, o);
+  // Greedy: plain decoding of the same prompt, for the lossless check (and the stand-in's truth).
+  std::vector<int32_t> plain;
+  if (a.temperature <= 0) {
+    model::GenerateOptions go;
+    go.max_new_tokens = a.n;
+    go.attn = o.attn;
+    plain = model::generate(m, prompt, go);
+  }
+  model::MtpDrafter drafter(m, o.attn);
+  if (a.agree >= 0) {
+    // Like the explorer's `mtp agree P`: each draft is the main model's own greedy token with
+    // probability P (deterministic per position and depth), else the MTP module's draft.
+    std::vector<int32_t> truth = prompt;
+    truth.insert(truth.end(), plain.begin(), plain.end());
+    drafter.override_token = [truth, p = a.agree](int k, int64_t index, int32_t drafted) {
+      return model::stand_in_draft(k, index, drafted, truth, p);
+    };
+  }
+  model::SpeculativeResult r = model::speculative_generate(m, prompt, o, &drafter);
+  // Lossless: greedy speculative decoding emits exactly plain greedy decoding's tokens,
+  // whatever the drafts were.
+  if (a.temperature <= 0 && plain != r.ids) {
+    size_t i = 0;
+    while (i < plain.size() && i < r.ids.size() && plain[i] == r.ids[i]) ++i;
+    throw std::runtime_error(fmt::format(
+        "mtp-demo: bug: greedy speculative decoding differs from plain greedy decoding at "
+        "generated token {} ({} vs {}), the lossless property is broken",
+        i, i < r.ids.size() ? std::to_string(r.ids[i]) : "end",
+        i < plain.size() ? std::to_string(plain[i]) : "end"));
+  }
   viz::MtpPanelOptions po;
   po.draft_depth = a.depth;
   po.greedy = a.temperature <= 0;
@@ -159,12 +194,18 @@ void run_demo(const DemoArgs& a) {
   viz::Canvas c = viz::mtp_panel(r.steps, r.stats, po, a.width, height);
   const bool colour = !a.no_color && !viz::colour_disabled(STDOUT_FILENO);
   std::fputs((colour ? viz::render_ansi(c) : viz::render_plain(c)).c_str(), stdout);
-  if (m.random_weights())
+  if (a.agree >= 0)
+    fmt::print(
+        "drafts: a stand-in that proposes the main model's own token with probability {} "
+        "(--agree), else the MTP module's draft\n",
+        a.agree);
+  else if (m.random_weights())
     fmt::print("model: {}: its MTP drafts are noise; the trained model is `tiny`\n",
                model_label(m, a.seed));
   fmt::print("ids: {}\n", fmt::join(r.ids, ","));
   if (text) fmt::print("text: {}\n", tok->decode(r.ids));
   fmt::print("{}", mtp_stats_text(r.stats, a.depth, static_cast<int64_t>(r.ids.size())));
+  if (a.temperature <= 0) fmt::print("  ids identical to plain greedy decoding (checked)\n");
 }
 
 }  // namespace
@@ -197,6 +238,10 @@ void add_mtp_commands(CLI::App& app) {
   d->add_option("--seed", da->seed, "Sampling and random-weight seed");
   d->add_option("--attn", da->attn, "Attention form")->check(CLI::IsMember({"naive", "absorbed"}));
   d->add_option("--width", da->width, "Picture width in columns");
+  d->add_option("--agree", da->agree,
+                "Stand-in drafter: each draft is the main model's own token with probability P "
+                "(greedy only; like the explorer's `mtp agree P`)")
+      ->check(CLI::Range(0.0, 1.0));
   d->add_flag("--no-color", da->no_color, "Plain text even on a terminal");
   d->callback([da] { run_demo(*da); });
 }

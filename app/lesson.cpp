@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "app/commands.h"
+#include "reference/model/config.h"
 
 namespace dsv3::app::lesson {
 
@@ -311,23 +312,20 @@ std::string lessons_dir() {
       throw LessonError(fmt::format("DSV3_LESSONS={} is not a folder", env));
     return env;
   }
-  std::vector<fs::path> candidates;
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    fs::path d = exe.parent_path();
-    candidates = {d / "lessons", d.parent_path() / "lessons",
-                  d.parent_path() / "share/dsv3/lessons",
-                  d.parent_path().parent_path() / "lessons"};
+  // lessons/ sits beside tiny-configs/ in dsv3's data folder: PREFIX/share/dsv3 for an installed
+  // dsv3, the source tree for a build-tree one, or $DSV3_DATA_DIR (reference/model/config.h).
+  std::string data;
+  try {
+    data = model::data_dir();
+  } catch (const model::ConfigError& e) {
+    throw LessonError(e.what());
   }
-#ifdef DSV3_SOURCE_DIR
-  candidates.push_back(fs::path(DSV3_SOURCE_DIR) / "lessons");
-#endif
-  candidates.push_back(fs::current_path(ec) / "lessons");
-  for (const auto& c : candidates)
-    if (fs::is_directory(c, ec) && !lesson_files(c.string()).empty()) return c.string();
-  throw LessonError(
-      "no lessons/ folder found: set DSV3_LESSONS to the folder holding the lesson files");
+  const fs::path dir = fs::path(data) / "lessons";
+  std::error_code ec;
+  if (fs::is_directory(dir, ec) && !lesson_files(dir.string()).empty()) return dir.string();
+  throw LessonError(fmt::format(
+      "no lesson files in {}: set DSV3_LESSONS to the folder holding the lesson files",
+      dir.string()));
 }
 
 std::vector<std::string> lesson_files(const std::string& dir) {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 namespace dsv3::model {
 namespace fs = std::filesystem;
@@ -358,9 +359,74 @@ Config load_config_file(const std::string& path) {
   return parse_config(j, path);
 }
 
+// Set by reference/CMakeLists.txt for this file alone: the build tree, and where `cmake
+// --install` puts the data relative to the executable's folder ("../share/dsv3").
+#ifndef DSV3_BUILD_DIR
+#define DSV3_BUILD_DIR ""
+#endif
+#ifndef DSV3_INSTALL_DATA_FROM_BIN
+#define DSV3_INSTALL_DATA_FROM_BIN "../share/dsv3"
+#endif
+
+namespace {
+
+bool holds_data(const fs::path& dir) {
+  std::error_code ec;
+  return fs::is_directory(dir / "tiny-configs", ec);
+}
+
+// True when `p` is `dir` or lies under it (compared as canonical paths).
+bool is_under(const fs::path& p, const fs::path& dir) {
+  std::error_code ec;
+  const fs::path a = fs::weakly_canonical(p, ec);
+  if (ec) return false;
+  const fs::path b = fs::weakly_canonical(dir, ec);
+  if (ec) return false;
+  const fs::path rel = a.lexically_relative(b);
+  return !rel.empty() && *rel.begin() != "..";
+}
+
+}  // namespace
+
+std::string data_dir() {
+  if (const char* env = std::getenv("DSV3_DATA_DIR"); env && *env) {
+    if (!holds_data(env))
+      throw ConfigError(fmt::format(
+          "DSV3_DATA_DIR={} has no tiny-configs/ folder: point it at the folder holding "
+          "tiny-configs/ and lessons/ (an installed dsv3's PREFIX/share/dsv3)",
+          env));
+    return env;
+  }
+  std::vector<fs::path> looked;
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  const bool exe_known = !ec && !exe.empty();
+  if (exe_known) {
+    // An installed dsv3: PREFIX/bin/dsv3 with its data in PREFIX/share/dsv3.
+    const fs::path installed = (exe.parent_path() / DSV3_INSTALL_DATA_FROM_BIN).lexically_normal();
+    if (holds_data(installed)) return installed.string();
+    looked.push_back(installed);
+  }
+  // A binary in the build tree it was built in (dsv3, the tests, the benchmarks) reads the
+  // source tree; a copy anywhere else does not, so a broken install cannot pass unnoticed.
+  const std::string build_dir = DSV3_BUILD_DIR;
+  if (!exe_known || (!build_dir.empty() && is_under(exe, build_dir))) {
+    const fs::path source(DSV3_SOURCE_DIR);
+    if (holds_data(source)) return source.string();
+    looked.push_back(source);
+  }
+  std::string where;
+  for (const fs::path& p : looked) where += (where.empty() ? "" : ", ") + p.string();
+  throw ConfigError(fmt::format(
+      "cannot find dsv3's data (tiny-configs/, lessons/): looked in {}{}; install with `cmake "
+      "--install BUILD --prefix PREFIX` or set DSV3_DATA_DIR to the folder holding them",
+      where.empty() ? "no folder" : where,
+      exe_known ? fmt::format(" (beside {})", exe.string()) : std::string()));
+}
+
 std::string tiny_configs_dir() {
-  if (const char* env = std::getenv("DSV3_CONFIGS")) return env;
-  return std::string(DSV3_SOURCE_DIR) + "/tiny-configs";
+  if (const char* env = std::getenv("DSV3_CONFIGS"); env && *env) return env;
+  return (fs::path(data_dir()) / "tiny-configs").string();
 }
 
 namespace {

@@ -99,8 +99,16 @@ Config resolve_config(const std::string& name_or_path);
 // is the trained checkpoint folder tiny-configs/tiny/, "tiny-random" its random-weight sibling.
 std::string resolve_model_path(const std::string& name_or_path);
 bool is_builtin_name(const std::string& name);
-// The folder of shipped configs (tiny-configs/), found next to the executable or the source tree.
+// The folder of shipped configs: $DSV3_CONFIGS, else data_dir() + "/tiny-configs".
 std::string tiny_configs_dir();
+
+// The folder holding dsv3's data (tiny-configs/ with the trained tiny/ checkpoint, and
+// lessons/), found the same way wherever the binary runs from:
+//   1. $DSV3_DATA_DIR when set (it must hold tiny-configs/);
+//   2. ../share/dsv3 beside the executable's bin/ folder (`cmake --install` puts it there);
+//   3. the source tree, for an executable inside the build tree it was built in.
+// Throws ConfigError, one line naming every place it looked, when none holds tiny-configs/.
+std::string data_dir();
 
 nlohmann::json to_json(const Config& c);  // Hugging Face form
 

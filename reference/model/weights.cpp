@@ -8,6 +8,7 @@
 #include <string>
 
 #include "reference/io/safetensors.h"
+#include "reference/model/memory.h"
 
 namespace dsv3::model {
 
@@ -85,6 +86,7 @@ bool read_fused_expert(const io::Checkpoint& ckpt, const std::string& name, Mat&
 }  // namespace
 
 ModelWeights random_weights(const Config& c, uint64_t seed) {
+  check_weights_fit(c, c.num_nextn_predict_layers);  // refuse before allocating (memory.h)
   ModelWeights w;
   alloc_model(c, w, c.num_nextn_predict_layers);
   auto mat = [&](const std::string& name, Mat& m) {
@@ -127,6 +129,7 @@ ModelWeights load_weights(const Config& c, const std::string& dir) {
   while (depth < c.num_nextn_predict_layers &&
          ckpt.find(fmt::format("model.layers.{}.eh_proj.weight", c.num_hidden_layers + depth)))
     ++depth;
+  check_weights_fit(c, depth);  // refuse before allocating (memory.h)
   ModelWeights w;
   alloc_model(c, w, depth);
   std::vector<std::string> missing;
