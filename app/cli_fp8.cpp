@@ -3,16 +3,19 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "app/cli.h"
@@ -77,6 +80,50 @@ std::string hex_bits(float v) {
   return fmt::format("0x{:08x}", std::bit_cast<uint32_t>(v));
 }
 
+// The exact decimal expansion of a binary32 value. Every finite float is m * 2^e with integer m,
+// so it is finite: m * 2^e for e >= 0, and m * 5^-e / 10^-e for e < 0. Every FP8 value is a
+// float, e.g. E5M2 code 1 = 2^-16 = 0.0000152587890625.
+std::string exact_decimal(float x) {
+  if (std::isnan(x)) return "nan";
+  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
+  if (x == 0.0f) return std::signbit(x) ? "-0" : "0";
+  int exp2 = 0;
+  const float frac = std::frexp(std::fabs(x), &exp2);  // |x| = frac * 2^exp2, frac in [0.5, 1)
+  uint64_t m = static_cast<uint64_t>(std::ldexp(frac, 24));
+  int e = exp2 - 24;
+  while (m % 2 == 0) {
+    m /= 2;
+    ++e;
+  }
+  std::vector<int> digits;  // decimal digits of the integer m * 2^e or m * 5^-e, least first
+  for (; m > 0; m /= 10) digits.push_back(static_cast<int>(m % 10));
+  auto times = [&digits](int f) {
+    int carry = 0;
+    for (int& d : digits) {
+      const int v = d * f + carry;
+      d = v % 10;
+      carry = v / 10;
+    }
+    for (; carry > 0; carry /= 10) digits.push_back(carry % 10);
+  };
+  const int frac_digits = e < 0 ? -e : 0;
+  for (int i = 0; i < (e < 0 ? -e : e); ++i) times(e < 0 ? 5 : 2);
+  while (static_cast<int>(digits.size()) <= frac_digits) digits.push_back(0);
+  std::string out = std::signbit(x) ? "-" : "";
+  for (int i = static_cast<int>(digits.size()) - 1; i >= 0; --i) {
+    out += static_cast<char>('0' + digits[static_cast<size_t>(i)]);
+    if (i == frac_digits && i > 0) out += '.';
+  }
+  return out;  // m is odd, so a fractional expansion never ends in 0
+}
+
+// C99 hex float ("0x1p-16", "0x1.cp+8"): the value as the bits hold it.
+std::string hex_float(float x) {
+  if (std::isnan(x)) return "nan";
+  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
+  return fmt::format("{:a}", static_cast<double>(x));
+}
+
 void add_decode(CLI::App& fp8) {
   struct Args {
     std::string format = "e4m3";
@@ -84,10 +131,12 @@ void add_decode(CLI::App& fp8) {
     bool json = false;
   };
   auto a = std::make_shared<Args>();
-  auto* cmd = fp8.add_subcommand("decode", "Print the value of each FP8 code, exactly");
+  auto* cmd = fp8.add_subcommand(
+      "decode", "Print the value of each FP8 code, exactly (the full decimal expansion)");
   cmd->add_option("--format", a->format, "e4m3 (OCP E4M3FN) or e5m2")->capture_default_str();
   cmd->add_option("codes", a->codes, "codes, decimal or 0x hex")->required();
-  cmd->add_flag("--json", a->json, "machine-readable output");
+  cmd->add_flag("--json", a->json,
+                "machine-readable output: value (exact decimal), hex (hex float), bits (binary32)");
   cmd->callback([a] {
     const Format f = format_arg(a->format);
     nlohmann::json out = nlohmann::json::array();
@@ -96,46 +145,127 @@ void add_decode(CLI::App& fp8) {
       const float v = fp8::decode(code, f);
       if (a->json) {
         out.push_back({{"code", fmt::format("0x{:02x}", code)},
-                       {"value", fp8::format_value(v)},
+                       {"value", exact_decimal(v)},
+                       {"hex", hex_float(v)},
                        {"bits", hex_bits(v)}});
       } else {
-        fmt::print("{}\n", fp8::format_value(v));
+        fmt::print("{}\n", exact_decimal(v));
       }
     }
     if (a->json) fmt::print("{}\n", out.dump());
   });
 }
 
+// What each overflow policy is, for the labels of `fp8 encode`.
+struct PolicyText {
+  const char* key;     // JSON key
+  const char* column;  // text column heading
+  const char* legend;  // one line under the table
+};
+PolicyText policy_text(fp8::Overflow p, Format f) {
+  if (f == Format::kE4M3) {
+    if (p == fp8::Overflow::kSaturate)
+      return {"saturating", "saturating: clamp to ±448",
+              "saturating: rounded |x| > 448 becomes ±448 (CUDA satfinite, ONNX "
+              "saturate).\n  DeepSeek's casts divide by s = amax/448 first, so x/s never "
+              "exceeds 448."};
+    return {"nonsaturating", "plain cast: overflow to NaN",
+            "plain cast: rounded |x| > 448 becomes NaN; E4M3 has no Inf (PyTorch <= 2.11\n"
+            "  x.to(torch.float8_e4m3fn), ml_dtypes)."};
+  }
+  if (p == fp8::Overflow::kSaturate)
+    return {"saturating", "saturating: clamp to ±57344",
+            "saturating: rounded |x| > 57344 becomes ±57344 (CUDA satfinite, ONNX "
+            "saturate)."};
+  return {"nonsaturating", "plain cast: overflow to ±Inf",
+          "plain cast: rounded |x| > 57344 becomes ±Inf (PyTorch <= 2.11, ml_dtypes)."};
+}
+
 void add_encode(CLI::App& fp8) {
   struct Args {
     std::string format = "e4m3";
     std::vector<std::string> values;
+    std::string policy = "both";
     bool saturate = false;
     bool json = false;
   };
   auto a = std::make_shared<Args>();
-  auto* cmd = fp8.add_subcommand("encode", "Round float32 values to FP8 codes (nearest even)");
+  auto* cmd = fp8.add_subcommand(
+      "encode",
+      "Round float32 values to FP8 codes (nearest even), under both overflow policies");
   cmd->add_option("--format", a->format, "e4m3 (OCP E4M3FN) or e5m2")->capture_default_str();
-  cmd->add_flag("--saturate", a->saturate,
-                "clamp overflow to +-max (default: NaN for e4m3, Inf for e5m2, like PyTorch 2.11)");
+  cmd->add_option("--policy", a->policy,
+                  "both (a labelled table), sat (clamp to +-max) or nonsat (NaN for e4m3, Inf "
+                  "for e5m2, a plain PyTorch <= 2.11 cast); with one policy: one code per line")
+      ->capture_default_str();
+  cmd->add_flag("--saturate", a->saturate, "the same as --policy sat");
   cmd->add_flag("--json", a->json, "machine-readable output");
   cmd->add_option("values", a->values, "values (use -- before negative ones)")->required();
   cmd->callback([a] {
     const Format f = format_arg(a->format);
-    const auto policy = a->saturate ? fp8::Overflow::kSaturate : fp8::Overflow::kNonSaturate;
-    nlohmann::json out = nlohmann::json::array();
-    for (const std::string& s : a->values) {
-      const float x = parse_float(s);
-      const uint8_t code = fp8::encode(x, f, policy);
-      if (a->json) {
-        out.push_back({{"input", fp8::format_value(x)},
-                       {"code", fmt::format("0x{:02x}", code)},
-                       {"value", fp8::format_value(fp8::decode(code, f))}});
-      } else {
-        fmt::print("0x{:02x}\n", code);
-      }
+    std::string policy = a->policy;
+    if (a->saturate) {
+      if (policy != "both" && policy != "sat")
+        throw UsageError(fmt::format("--saturate contradicts --policy {}", policy));
+      policy = "sat";
     }
-    if (a->json) fmt::print("{}\n", out.dump());
+    std::vector<fp8::Overflow> policies;
+    if (policy == "both" || policy == "sat") policies.push_back(fp8::Overflow::kSaturate);
+    if (policy == "both" || policy == "nonsat") policies.push_back(fp8::Overflow::kNonSaturate);
+    if (policies.empty())
+      throw UsageError(fmt::format("unknown --policy '{}' (both, sat or nonsat)", policy));
+    std::vector<float> xs;
+    for (const std::string& s : a->values) xs.push_back(parse_float(s));
+
+    if (a->json) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const float x : xs) {
+        nlohmann::json j = {{"input", fp8::format_value(x)},
+                            {"input_exact", exact_decimal(x)},
+                            {"format", fp8::info(f).name}};
+        for (const fp8::Overflow p : policies) {
+          const uint8_t code = fp8::encode(x, f, p);
+          const float v = fp8::decode(code, f);
+          j[policy_text(p, f).key] = {{"code", fmt::format("0x{:02x}", code)},
+                                      {"value", exact_decimal(v)},
+                                      {"hex", hex_float(v)}};
+        }
+        out.push_back(std::move(j));
+      }
+      fmt::print("{}\n", out.dump());
+      return;
+    }
+    if (policies.size() == 1) {  // one code per line, for scripts
+      for (const float x : xs) fmt::print("0x{:02x}\n", fp8::encode(x, f, policies[0]));
+      return;
+    }
+    const PolicyText sat = policy_text(fp8::Overflow::kSaturate, f),
+                     nonsat = policy_text(fp8::Overflow::kNonSaturate, f);
+    auto cell = [&](float x, fp8::Overflow p) {
+      const uint8_t code = fp8::encode(x, f, p);
+      return fmt::format("0x{:02x} = {}", code, exact_decimal(fp8::decode(code, f)));
+    };
+    size_t w_in = std::string_view("input").size(), w_sat = std::string_view(sat.column).size();
+    for (const float x : xs) {
+      w_in = std::max(w_in, fp8::format_value(x).size());
+      w_sat = std::max(w_sat, cell(x, fp8::Overflow::kSaturate).size());
+    }
+    // "±" is one column but two bytes: pad by display width.
+    auto pad = [](const std::string& s, size_t w) {
+      size_t cols = 0;
+      for (unsigned char ch : s) cols += (ch & 0xC0) != 0x80;
+      return s + std::string(w > cols ? w - cols : 0, ' ');
+    };
+    fmt::print("{} {}  {}  {}\n", fp8::info(f).name, pad("input", w_in), pad(sat.column, w_sat),
+               nonsat.column);
+    for (const float x : xs) {
+      const bool differ = fp8::encode(x, f, fp8::Overflow::kSaturate) !=
+                          fp8::encode(x, f, fp8::Overflow::kNonSaturate);
+      fmt::print("{} {}  {}  {}{}\n", std::string(std::strlen(fp8::info(f).name), ' '),
+                 pad(fp8::format_value(x), w_in), pad(cell(x, fp8::Overflow::kSaturate), w_sat),
+                 cell(x, fp8::Overflow::kNonSaturate), differ ? "   <- the policies differ" : "");
+    }
+    fmt::print("{}\n{}\n", sat.legend, nonsat.legend);
   });
 }
 

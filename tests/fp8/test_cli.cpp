@@ -3,6 +3,8 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -21,18 +23,79 @@ CmdResult run(const std::string& args) {
 
 TEST(Fp8Cli, Decode) {
   EXPECT_EQ(run("fp8 decode 0x7e 0x7f 0x80 1 255").out, "448\nnan\n-0\n0.001953125\nnan\n");
-  EXPECT_EQ(run("fp8 decode --format e5m2 0x7b 0x7c 0xfc 0x01").out,
-            "57344\ninf\n-inf\n1.5258789e-05\n");
+  // Exact decimals, not 8 significant digits: E5M2 code 1 is 2^-16, code 3 is 3 * 2^-16.
+  EXPECT_EQ(run("fp8 decode --format e5m2 0x7b 0x7c 0xfc 0x01 0x03 0x83").out,
+            "57344\ninf\n-inf\n0.0000152587890625\n0.0000457763671875\n-0.0000457763671875\n");
+  EXPECT_EQ(run("fp8 decode 0x3f 0x09 0x07").out, "1.875\n0.017578125\n0.013671875\n");
   const auto j = nlohmann::json::parse(run("fp8 decode --json 0x08").out);
   EXPECT_EQ(j[0]["value"], "0.015625");
+  EXPECT_EQ(j[0]["hex"], "0x1p-6");
   EXPECT_EQ(j[0]["bits"], "0x3c800000");
+  const auto k = nlohmann::json::parse(run("fp8 decode --json --format e5m2 1 0x7b 0x7f").out);
+  EXPECT_EQ(k[0]["value"], "0.0000152587890625");
+  EXPECT_EQ(k[0]["hex"], "0x1p-16");
+  EXPECT_EQ(k[1]["hex"], "0x1.cp+15");
+  EXPECT_EQ(k[2]["value"], "nan");
 }
 
-TEST(Fp8Cli, EncodeBothOverflowPolicies) {
-  EXPECT_EQ(run("fp8 encode -- 448 464 464.00003 -1.5 -0 nan -inf").out,
+TEST(Fp8Cli, DecodeIsExactForEveryCode) {
+  // Every finite code's printed decimal parses back to the same value, and its digits stop
+  // where the binary expansion does (a value with lowest bit 2^-n has exactly n decimals).
+  for (const char* fmt : {"e4m3", "e5m2"}) {
+    std::string args = std::string("fp8 decode --json --format ") + fmt;
+    for (int c = 0; c < 256; ++c) args += " " + std::to_string(c);
+    const auto j = nlohmann::json::parse(run(args).out);
+    ASSERT_EQ(j.size(), 256u);
+    for (const auto& row : j) {
+      const std::string v = row["value"], hex = row["hex"];
+      if (v == "nan" || v == "inf" || v == "-inf") continue;
+      EXPECT_EQ(std::strtod(v.c_str(), nullptr), std::strtod(hex.c_str(), nullptr)) << v;
+      const size_t dot = v.find('.');
+      if (dot == std::string::npos) continue;
+      EXPECT_NE(v.back(), '0') << v;
+      const double x = std::fabs(std::strtod(hex.c_str(), nullptr));
+      const int decimals = static_cast<int>(v.size() - dot - 1);
+      EXPECT_EQ(std::ldexp(x, decimals), std::floor(std::ldexp(x, decimals))) << v;
+      EXPECT_NE(std::ldexp(x, decimals - 1), std::floor(std::ldexp(x, decimals - 1))) << v;
+    }
+  }
+}
+
+TEST(Fp8Cli, EncodeShowsBothOverflowPolicies) {
+  // Lesson 6's 1000 -> 448 is the saturating cast; a plain cast gives NaN. Both, labelled.
+  const CmdResult r = run("fp8 encode 1000 0.001");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("saturating: clamp to ±448"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("plain cast: overflow to NaN"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1000   0x7e = 448                  0x7f = nan   <- the policies differ"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("0x01 = 0.001953125          0x01 = 0.001953125\n"), std::string::npos)
+      << r.out;
+  const auto j = nlohmann::json::parse(run("fp8 encode --json 1000 464.00003").out);
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_EQ(j[0]["saturating"]["code"], "0x7e");
+  EXPECT_EQ(j[0]["saturating"]["value"], "448");
+  EXPECT_EQ(j[0]["saturating"]["hex"], "0x1.cp+8");
+  EXPECT_EQ(j[0]["nonsaturating"]["code"], "0x7f");
+  EXPECT_EQ(j[0]["nonsaturating"]["value"], "nan");
+  EXPECT_EQ(j[1]["input_exact"], "464.000030517578125");  // the binary32 the cast sees
+  EXPECT_EQ(j[1]["nonsaturating"]["code"], "0x7f");
+  const auto e = nlohmann::json::parse(run("fp8 encode --json --format e5m2 61440").out);
+  EXPECT_EQ(e[0]["saturating"]["value"], "57344");
+  EXPECT_EQ(e[0]["nonsaturating"]["value"], "inf");
+  const auto one = nlohmann::json::parse(run("fp8 encode --json --policy sat 1000").out);
+  EXPECT_TRUE(one[0].contains("saturating"));
+  EXPECT_FALSE(one[0].contains("nonsaturating"));
+}
+
+TEST(Fp8Cli, EncodeOnePolicyPrintsOneCodePerLine) {
+  EXPECT_EQ(run("fp8 encode --policy nonsat -- 448 464 464.00003 -1.5 -0 nan -inf").out,
             "0x7e\n0x7e\n0x7f\n0xbc\n0x80\n0x7f\n0xff\n");
   EXPECT_EQ(run("fp8 encode --saturate -- 1e9 -inf").out, "0x7e\n0xfe\n");
-  EXPECT_EQ(run("fp8 encode --format e5m2 61440 0.0000152587890625").out, "0x7c\n0x01\n");
+  EXPECT_EQ(run("fp8 encode --policy sat -- 1e9 -inf").out, "0x7e\n0xfe\n");
+  EXPECT_EQ(run("fp8 encode --format e5m2 --policy nonsat 61440 0.0000152587890625").out,
+            "0x7c\n0x01\n");
   EXPECT_EQ(run("fp8 encode --format e5m2 --saturate 61440").out, "0x7b\n");
 }
 
@@ -75,7 +138,8 @@ TEST(Fp8Cli, ErrorsAreOneLineAndExitTwo) {
   for (const char* args :
        {"fp8 decode 256", "fp8 decode --format e3m4 1", "fp8 encode abc", "fp8 dot --a 0011 --b 00",
         "fp8 dot --a 00 --b 00 --promote 48", "fp8 gemm-error --scaling tile --promote 0",
-        "fp8 gemm-error --dist normal"}) {
+        "fp8 gemm-error --dist normal", "fp8 encode --policy clamp 1",
+        "fp8 encode --policy nonsat --saturate 1"}) {
     const CmdResult r = run(args);
     EXPECT_EQ(r.status, 2) << args;
     EXPECT_EQ(r.out.rfind("dsv3: ", 0), 0u) << args << ": " << r.out;
