@@ -47,21 +47,28 @@ Session make_session(const FrontOptions& o) {
   }
 }
 
-// What `dsv3` prints instead of the explorer when there is no terminal to draw on.
-int text_summary(Session& s) {
+// What `dsv3` prints instead of the explorer when there is no terminal to draw on; `why` goes
+// to stderr.
+int text_summary(Session& s, const std::string& why) {
   viz::ExplorerView v = s.view();
   std::cout << viz::render_plain(viz::header_bar(v, 100));
   std::cout << "tokens: " << s.text() << "\n\n";
   std::cout << viz::render_plain(viz::routing_panel(v, 100, 0));
-  std::cerr
-      << "dsv3: stdin/stdout is not a terminal, so the explorer printed a text summary instead; "
-         "use `dsv3 repl` (reads commands from stdin) or `dsv3 exec \"CMD; CMD\"`\n";
+  std::cerr << "dsv3: " << why
+            << ", so the explorer printed a text summary instead; use `dsv3 repl` (reads "
+               "commands from stdin) or `dsv3 exec \"CMD; CMD\"`\n";
   return 0;
 }
 
 int explore(const FrontOptions& o) {
   Session s = make_session(o);
-  if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) return text_summary(s);
+  if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
+    return text_summary(s, "stdin/stdout is not a terminal");
+  // A terminal without cursor addressing (TERM unset or dumb, e.g. an editor's shell buffer)
+  // would show a blank screen.
+  const char* term = std::getenv("TERM");
+  if (!term || !*term) return text_summary(s, "TERM is not set");
+  if (std::string(term) == "dumb") return text_summary(s, "TERM=dumb cannot move the cursor");
   return run_tui(s);
 }
 
@@ -109,6 +116,8 @@ void add_explore_commands(CLI::App& app) {
     for (const auto& c : exec_cmds) script += c + "\n";
     std::istringstream in(script);
     ScriptOptions so{exec_opt.keep_going, stdout_colour(s), output_width()};
+    for (const auto& c : exec_cmds)
+      for (const std::string& stmt : split_statements(c)) so.json_only |= wants_json(stmt);
     int rc = run_script(s, in, std::cout, std::cerr, so);
     if (rc != 0) exit_with(rc);
   });

@@ -160,17 +160,22 @@ std::vector<std::string> split_statements(std::string_view text) {
   std::vector<std::string> out;
   std::string cur;
   char quote = 0;
+  char prev = ' ';
   for (char ch : text) {
     if (quote) {
       if (ch == quote) quote = 0;
+    } else if (ch == '#' && (prev == ' ' || prev == '\t')) {
+      break;  // `# comment` to the end of the line (a '#' inside a word or quotes stays)
     } else if (ch == '"' || ch == '\'') {
       quote = ch;
     } else if (ch == ';') {
       out.push_back(cur);
       cur.clear();
+      prev = ' ';
       continue;
     }
     cur += ch;
+    prev = ch;
   }
   out.push_back(cur);
   std::vector<std::string> trimmed;

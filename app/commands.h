@@ -124,7 +124,8 @@ class Registry {
 // The built-in commands (help, load, prompt, step, route, kv, ...), built once.
 const Registry& registry();
 
-// Splits "step 3; route 1" into statements at semicolons outside quotes.
+// Splits "step 3; route 1  # comment" into statements at semicolons outside quotes; a `#` at
+// the start or after a space (outside quotes) starts a comment that runs to the end of the text.
 std::vector<std::string> split_statements(std::string_view text);
 // Splits a statement into words, honouring "double" and 'single' quotes; records where each
 // word starts in the line.

@@ -7,9 +7,15 @@
 
 #include "app/cli.h"
 
+namespace {
+// Kept equal to project(VERSION) in CMakeLists.txt (tests/app/test_conventions.cpp checks).
+constexpr const char* kVersion = "0.1.0";
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"dsv3: an interactive explorer and reference implementation of DeepSeek-V3", "dsv3"};
   app.require_subcommand(0, 1);
+  app.set_version_flag("--version", fmt::format("dsv3 {}", kVersion), "Print the version and exit");
   app.set_help_all_flag("--help-all", "Print help for every subcommand");
   dsv3::app::add_model_commands(app);
   dsv3::app::add_info_commands(app);
@@ -29,6 +35,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const dsv3::app::ExitStatus& e) {
     return e.code;

@@ -29,6 +29,12 @@ void print_output(const Output& o, std::ostream& out, bool colour) {
   out.flush();
 }
 
+bool wants_json(std::string_view stmt) {
+  for (const Word& w : split_words(stmt))  // unquoted: `prompt "--json"` is a prompt
+    if (w.text == "--json" && stmt.substr(w.begin, w.end - w.begin) == "--json") return true;
+  return false;
+}
+
 int run_script(Session& s, std::istream& in, std::ostream& out, std::ostream& err,
                const ScriptOptions& opt) {
   Context ctx{opt.width};
@@ -41,7 +47,8 @@ int run_script(Session& s, std::istream& in, std::ostream& out, std::ostream& er
     for (const std::string& stmt : split_statements(line)) {
       try {
         Output o = registry().run(s, stmt, ctx);
-        print_output(o, out, opt.colour);
+        const bool to_err = opt.json_only && !wants_json(stmt);
+        print_output(o, to_err ? err : out, opt.colour && !to_err);
         if (o.quit) return status;
       } catch (const std::exception& e) {
         err << fmt::format("dsv3: line {}: {}\n", lineno, e.what());

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <iosfwd>
+#include <string_view>
 #include <string>
 
 #include "app/commands.h"
@@ -15,7 +16,12 @@ struct ScriptOptions {
   bool keep_going = false;  // continue after a failing command (exit status stays 1)
   bool colour = false;      // ANSI colours in canvases
   int width = 100;          // canvas width
+  // `dsv3 exec` with a `--json` command: stdout carries only the JSON documents, the other
+  // commands' output ("stepped 3; ...") goes to the error stream, so `| jq` works.
+  bool json_only = false;
 };
+// Whether a statement asks for JSON (a `--json` word outside quotes).
+bool wants_json(std::string_view stmt);
 
 // Runs commands line by line (`;` separates commands on a line, `#` starts a comment).
 // Returns 0, or 1 when a command failed.

@@ -37,11 +37,11 @@ const std::vector<viz::KeyHelp>& key_table() {
       {"b  + -", "Load: balancing on/off, γ up/down (MTP panel: + - draft depth)"},
       {"m", "MTP: one speculative step (draft, verify in one pass, accept)"},
       {", . < > s", "Pipeline: time cursor ±1 / ±10, next schedule; FP8: , . linear"},
-      {":", "command prompt: Tab completes, ↑↓ history, `help`"},
-      {"/", "find text in the tokens and jump there"},
+      {":", "command prompt: Tab completes, ↑↓ history; :lesson N plays lesson N"},
+      {"/  n", "find text in the tokens and jump there; n finds the next"},
       {"? F1  Esc", "this help; Esc closes help, output or prompt"},
       {"mouse", "click a tab, a token, a layer or an expert"},
-      {"q Ctrl-C", "quit"},
+      {"q Ctrl-C  Ctrl-Z", "quit · suspend to the shell (fg resumes)"},
   };
   return keys;
 }
@@ -92,6 +92,7 @@ class Tui {
   void run_command(const std::string& line);
   void complete_input();
   void find(const std::string& text);
+  void suspend();  // Ctrl-Z: restore the terminal, stop, and redraw after `fg`
   void select_layer(int delta);
   void select_expert(int delta);
   void show_output(const Output& o, const std::string& title);
@@ -117,6 +118,7 @@ class Tui {
   bool too_small_ = false;
   bool colour_started_ = false;
   int generate_n_ = 16;
+  std::string last_find_;  // what `/` looked for last; `n` looks again from the cursor
 };
 
 void Tui::init_curses() {
@@ -167,6 +169,14 @@ void Tui::draw() {
   st_.keys = &key_table();
   st_.real = s_.real_config();
   st_.input = mode_ == Mode::kNormal ? "" : (mode_ == Mode::kCommand ? ":" : "/") + input_;
+  st_.input_hint.clear();
+  if (mode_ == Mode::kCommand && !input_.empty()) {
+    // Show what Tab would offer while typing (command names, flags, values).
+    Completion c = registry().complete(s_, input_, input_.size());
+    const std::string word = input_.substr(std::min(c.start, input_.size()));
+    if (!c.paths && !(c.candidates.size() == 1 && c.candidates[0] == word))
+      for (const std::string& x : c.candidates) st_.input_hint += x + "  ";
+  }
   st_.input_cursor = mode_ == Mode::kNormal
                          ? 0
                          : 1 + viz::display_width(input_.substr(0, std::min(pos_, input_.size())));
@@ -302,6 +312,7 @@ void Tui::complete_input() {
 
 void Tui::find(const std::string& text) {
   if (text.empty()) return;
+  last_find_ = text;
   std::string q;
   for (char ch : text) q += ch == ' ' ? std::string("␣") : std::string(1, ch);
   const auto& toks = s_.tokens();
@@ -323,6 +334,14 @@ void Tui::find(const std::string& text) {
     }
   }
   say(fmt::format("\"{}\" not found", text), true);
+}
+
+void Tui::suspend() {
+  endwin();                // the shell gets its terminal back as it was
+  std::raise(SIGTSTP);     // stops here until SIGCONT (`fg`)
+  reset_prog_mode();       // and back to the explorer's modes
+  clearok(stdscr, TRUE);   // the screen may hold anything now: repaint all of it
+  say("resumed");
 }
 
 void Tui::handle_mouse() {
@@ -634,6 +653,15 @@ bool Tui::handle_key(wint_t key, bool fn) {
       input_.clear();
       pos_ = 0;
       break;
+    case 'n':
+      if (last_find_.empty())
+        say("n finds the next match of the last `/` search; there was none yet");
+      else
+        find(last_find_);  // searches on from the position after the cursor
+      break;
+    case 26:  // Ctrl-Z: raw() mode delivers it as a key, so suspend the way a shell expects
+      suspend();
+      break;
     case 'a':
       s_.set_attn(s_.attn() == model::AttnImpl::kAbsorbed ? model::AttnImpl::kNaive
                                                           : model::AttnImpl::kAbsorbed);
@@ -698,6 +726,7 @@ int Tui::run() {
   sigaction(SIGTERM, &sa, &old_term);
   sigaction(SIGHUP, &sa, &old_hup);
   init_curses();
+  say("new here? :lesson 1 plays the first lesson here · ? lists every key");
   s_.set_progress_hook([this](int done, int total) { return progress(done, total); });
   int status = 0;
   try {

@@ -67,7 +67,10 @@ Canvas status_line(const ScreenState& s, int w, int* cursor_x) {
   Canvas c(w, 1);
   c.fill(0, 0, w, 1, U' ', st::kTab);
   if (!s.input.empty()) {
-    c.text(0, 0, s.input, Style{231, 236, kNone});
+    int x = c.text(0, 0, s.input, Style{231, 236, kNone});
+    // What Tab would complete to, while typing (dim, never over the input).
+    if (!s.input_hint.empty() && x + 3 < w)
+      st::text_clip(c, x + 2, 0, s.input_hint, w - x - 3, Style{245, 236, kNone});
     if (cursor_x) *cursor_x = std::min(w - 1, s.input_cursor);
     return c;
   }
@@ -75,8 +78,9 @@ Canvas status_line(const ScreenState& s, int w, int* cursor_x) {
     st::text_clip(c, 1, 0, s.progress, w - 2, Style{221, 236, kBold});
     return c;
   }
+  // A message wins over the key hints: it gets the whole line, the hints only the room left.
   int hint_w = display_width(s.hints);
-  int msg_room = w - 2 - (hint_w + 2 <= w / 2 || s.message.empty() ? hint_w + 2 : 0);
+  int msg_room = w - 2;
   if (!s.message.empty())
     st::text_clip(c, 1, 0, s.message, msg_room,
                   s.message_error ? Style{203, 236, kBold} : Style{252, 236, kNone});
@@ -179,8 +183,10 @@ Canvas header_bar(const ExplorerView& v, int w) {
                                         v.config->num_experts_per_tok)
                           : "no model";
   int computed = v.traces ? static_cast<int>(v.traces->size()) : 0;
-  std::string right = fmt::format("pos {}/{} · {} · {} ", std::max(0, v.cursor),
-                                  std::max(0, computed - 1), v.attn_impl, v.precision);
+  std::string right = fmt::format("{}pos {}/{} · {} · {} ",
+                                  v.balancing ? fmt::format("balancing γ={:g} · ", v.gamma) : "",
+                                  std::max(0, v.cursor), std::max(0, computed - 1), v.attn_impl,
+                                  v.precision);
   int x = c.text(0, 0, left, st::kHeader);
   x = c.text(x, 0, " │ ", st::kHeader);
   int rw = display_width(right);

@@ -35,6 +35,7 @@ struct ScreenState {
   bool message_error = false;
   std::string input;     // ":route 1" or "/the" while typing; empty otherwise
   int input_cursor = 0;  // in code points of `input`
+  std::string input_hint;  // completions of the word being typed, shown dim after the input
   std::string hints;     // the keys that matter now
   std::string progress;  // "generating 3/16 · any key stops"
   std::optional<Popup> popup;

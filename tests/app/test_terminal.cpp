@@ -292,3 +292,61 @@ TEST(Repl, TabCompletionAndHistoryInATerminal) {
 }
 
 }  // namespace
+
+// Issue 16, "Prompt, status line, conventions", as a user meets them at the terminal.
+TEST(Explorer, HintsWhileTypingSearchNextBalancingHeaderAndSuspend) {
+  if (!have_tmux()) GTEST_SKIP() << "tmux not installed";
+  // Byte tokens: <BOS> a b c a b c a b c, so 'a' sits at positions 1, 4 and 7.
+  Tmux t(kBin + " explore --model tiny-random --prompt abcabcabc");
+  ASSERT_TRUE(t.wait_for("dsv3 explorer")) << t.screen();
+  // The first screen points to the lessons.
+  EXPECT_NE(t.screen().find(":lesson 1"), std::string::npos) << t.screen();
+
+  // The `:` prompt shows what Tab would complete while typing.
+  t.type(":ro");
+  ASSERT_TRUE(t.wait_for(":ro  route")) << t.screen();
+  t.keys("Escape");
+
+  // `/` finds, `n` finds the next match after the cursor.
+  t.type("/a");
+  t.keys("Enter");
+  ASSERT_TRUE(t.wait_for("found \"a\" at position 1")) << t.screen();
+  t.keys("n");
+  ASSERT_TRUE(t.wait_for("found \"a\" at position 4")) << t.screen();
+  EXPECT_NE(header(t).find("pos 4/9"), std::string::npos) << header(t);
+
+  // Live balancing shows in the header while it is on.
+  EXPECT_EQ(header(t).find("balancing"), std::string::npos) << header(t);
+  t.keys("b");
+  ASSERT_TRUE(t.wait_for("balancing γ=")) << t.screen();
+
+  t.keys("q");
+  ASSERT_TRUE(t.wait_for("EXIT=0")) << t.screen();
+}
+
+// Ctrl-Z under a shell with job control: the shell gets the terminal back, `fg` redraws.
+TEST(Explorer, CtrlZSuspendsAndFgResumes) {
+  if (!have_tmux()) GTEST_SKIP() << "tmux not installed";
+  Tmux t("bash --norc --noprofile -i");
+  t.type(kBin + " explore --model tiny-random");
+  t.keys("Enter");
+  ASSERT_TRUE(t.wait_for("dsv3 explorer")) << t.screen();
+  t.keys("C-z");
+  ASSERT_TRUE(t.wait_for("Stopped")) << t.screen();
+  EXPECT_EQ(t.screen().find("dsv3 explorer"), std::string::npos) << t.screen();
+  t.type("fg");
+  t.keys("Enter");
+  ASSERT_TRUE(t.wait_for("resumed")) << t.screen();
+  EXPECT_NE(t.screen().find("dsv3 explorer"), std::string::npos);
+  t.keys("q");
+  ASSERT_TRUE(t.wait_for("dsv3 explorer", false)) << t.screen();
+}
+
+TEST(Explorer, DumbTerminalGetsTheTextSummary) {
+  if (!have_tmux()) GTEST_SKIP() << "tmux not installed";
+  Tmux t("env TERM=dumb " + kBin + " explore --model tiny-random");
+  ASSERT_TRUE(t.wait_for("EXIT=0")) << t.screen();
+  const std::string s = t.screen();
+  EXPECT_NE(s.find("TERM=dumb cannot move the cursor"), std::string::npos) << s;
+  EXPECT_NE(s.find("Layer 1 gate"), std::string::npos) << s;  // the summary's routing panel
+}
