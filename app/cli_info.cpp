@@ -69,7 +69,7 @@ struct InfoOptions {
   std::string config_positional;  // `dsv3 info tiny`, like the REPL's `info [CONFIG]`
   int64_t context = 4096;
   std::string kv_dtype = "bf16";
-  int64_t gqa_groups = 0;  // 0: min(8, num_attention_heads)
+  int64_t gqa_groups = 0;  // 0: accounting::default_gqa_groups (8, at most half the heads)
   std::string checkpoint;  // optional: count a real checkpoint's headers too
   bool json = false;
 };
@@ -126,6 +126,15 @@ nlohmann::json to_json(const model::Config& c, const InfoOptions& o) {
   j["kv_cache_bytes_per_token_gqa"] = kv.per_token_bytes.gqa;
   j["kv_cache_bytes_per_token_mqa"] = kv.per_token_bytes.mqa;
   j["gqa_groups"] = kv.gqa_groups;
+  // The head sizes behind each baseline (one definition: accounting::KvElements).
+  j["kv_head_dims"] = {
+      {"mha", {{"heads", c.num_attention_heads},
+               {"k", c.qk_nope_head_dim},
+               {"v", c.qk_nope_head_dim}}},
+      {"gqa", {{"heads", kv.gqa_groups}, {"k", c.qk_nope_head_dim}, {"v", c.qk_nope_head_dim}}},
+      {"mqa", {{"heads", 1}, {"k", c.qk_nope_head_dim}, {"v", c.qk_nope_head_dim}}},
+      {"mla_naive",
+       {{"heads", c.num_attention_heads}, {"k", c.qk_head_dim()}, {"v", c.v_head_dim}}}};
   j["context"] = o.context;
   j["kv_cache_bytes_at_context"] = {{"mla", kv.at_context_bytes.mla},
                                     {"mla_naive", kv.at_context_bytes.mla_naive},
@@ -209,20 +218,28 @@ void print_table(const model::Config& c, const InfoOptions& o) {
                      short_bytes(static_cast<double>(per_tok)),
                      short_bytes(static_cast<double>(at_ctx))));
   };
+  const int64_t h = c.num_attention_heads, dh = c.qk_nope_head_dim;
   kv_row(fmt::format("MLA absorbed (d_c + d^R_h = {} + {})", c.kv_lora_rank, c.qk_rope_head_dim),
          kv.per_layer.mla, kv.per_token_bytes.mla, kv.at_context_bytes.mla);
-  kv_row("MLA naive (full K and V per head)", kv.per_layer.mla_naive, kv.per_token_bytes.mla_naive,
-         kv.at_context_bytes.mla_naive);
-  kv_row(fmt::format("MHA ({} heads x d_h {})", c.num_attention_heads, c.qk_nope_head_dim),
-         kv.per_layer.mha, kv.per_token_bytes.mha, kv.at_context_bytes.mha);
-  kv_row(fmt::format("GQA ({} groups)", kv.gqa_groups), kv.per_layer.gqa, kv.per_token_bytes.gqa,
-         kv.at_context_bytes.gqa);
-  kv_row("MQA (1 group)", kv.per_layer.mqa, kv.per_token_bytes.mqa, kv.at_context_bytes.mqa);
+  kv_row(fmt::format("MLA naive ({} heads: K {}+{}, V {})", h, dh, c.qk_rope_head_dim,
+                     c.v_head_dim),
+         kv.per_layer.mla_naive, kv.per_token_bytes.mla_naive, kv.at_context_bytes.mla_naive);
+  kv_row(fmt::format("MHA ({} heads: K {}, V {})", h, dh, dh), kv.per_layer.mha,
+         kv.per_token_bytes.mha, kv.at_context_bytes.mha);
+  kv_row(fmt::format("GQA ({} KV heads: K {}, V {})", kv.gqa_groups, dh, dh), kv.per_layer.gqa,
+         kv.per_token_bytes.gqa, kv.at_context_bytes.gqa);
+  kv_row(fmt::format("MQA (1 KV head: K {}, V {})", dh, dh), kv.per_layer.mqa,
+         kv.per_token_bytes.mqa, kv.at_context_bytes.mqa);
+  line(fmt::format("  MHA/GQA/MQA: each KV head caches K and V of d_h = qk_nope_head_dim = {} "
+                   "(V2 Table 1)",
+                   dh));
+  line("  MLA naive: every head's decompressed K (nope + RoPE part) and V, without absorption");
   line(fmt::format(
-      "  MLA bytes/token exactly: {}; MLA / MHA = {:.2f}% ({:.1f}x smaller)",
+      "  MLA bytes/token exactly: {}; MLA / MHA = {:.2f}% ({:.1f}x smaller), naive / MLA = {:.1f}x",
       grouped(kv.per_token_bytes.mla),
       100.0 * static_cast<double>(kv.per_layer.mla) / static_cast<double>(kv.per_layer.mha),
-      static_cast<double>(kv.per_layer.mha) / static_cast<double>(kv.per_layer.mla)));
+      static_cast<double>(kv.per_layer.mha) / static_cast<double>(kv.per_layer.mla),
+      static_cast<double>(kv.per_layer.mla_naive) / static_cast<double>(kv.per_layer.mla)));
   line("");
   line(fmt::format("Forward FLOPs per token at context {}", grouped(o.context)));
   line(fmt::format("  {:<30}{:>24}  {}", "linear layers", grouped(fl.linear),
@@ -257,7 +274,7 @@ void add_info_commands(CLI::App& app) {
   info->add_option("--kv-dtype", opts->kv_dtype, "KV-cache element type: bf16, f16, f32 or fp8")
       ->capture_default_str();
   info->add_option("--gqa-groups", opts->gqa_groups,
-                   "groups of the GQA baseline (default: 8, or the head count if smaller)");
+                   "groups (KV heads) of the GQA baseline (default: 8, at most half the heads)");
   info->add_flag("--json", opts->json, "print one JSON object");
   info->callback([opts]() {
     if (opts->context < 0)
@@ -271,7 +288,7 @@ void add_info_commands(CLI::App& app) {
     if (opts->config.empty() && opts->checkpoint.empty())
       throw UsageError("info: --config is required (or --checkpoint with a config.json)");
     model::Config c = model::resolve_config(opts->config.empty() ? opts->checkpoint : opts->config);
-    if (opts->gqa_groups == 0) opts->gqa_groups = std::min<int64_t>(8, c.num_attention_heads);
+    if (opts->gqa_groups == 0) opts->gqa_groups = acc::default_gqa_groups(c);
     if (opts->gqa_groups <= 0 || opts->gqa_groups > c.num_attention_heads)
       throw UsageError(fmt::format("--gqa-groups must be in [1, {}], got {}", c.num_attention_heads,
                                    opts->gqa_groups));

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <array>
+#include <string>
+#include <vector>
 
 #include "reference/accounting/accounting.h"
 #include "reference/model/kv_cache.h"
@@ -18,26 +20,37 @@ namespace st = style;
 using Form = KvForm;
 }  // namespace
 
-// The cache sizes come from reference/accounting (DeepSeek-V2 Table 1): MHA/GQA/MQA cache a
-// key and a value of d_h per KV head (2 n_h d_h, 2 n_g d_h, 2 d_h); MLA caches one latent c^KV
-// (d_c) and one shared RoPE key k^R (d^R_h); "MLA naive" is what the un-absorbed form holds
-// (full per-head keys with their RoPE part, and values).
+// The cache sizes come from reference/accounting (DeepSeek-V2 Table 1), with the one definition
+// kv_elements_per_layer documents: MHA/GQA/MQA cache a key and a value of d_h = qk_nope_head_dim
+// per KV head (2 n_h d_h, 2 n_g d_h, 2 d_h); MLA caches one latent c^KV (d_c) and one shared
+// RoPE key k^R (d^R_h); "naive" is what the un-absorbed MLA holds: every head's decompressed key
+// (d_h nope + d^R_h rope) and value (d_v). `dsv3 info` and the `kv` command show the same rows.
 std::vector<KvForm> kv_forms(const model::Config& c) {
-  int64_t h = c.num_attention_heads;
-  int64_t g = h >= 16 ? 8 : std::max<int64_t>(1, h / 2);
+  const int64_t h = c.num_attention_heads, g = accounting::default_gqa_groups(c);
+  const int64_t dh = c.qk_nope_head_dim;
   accounting::KvElements e = accounting::kv_elements_per_layer(c, g);
   return {
       {"MLA", fmt::format("c^KV {} + k^R {}", c.kv_lora_rank, c.qk_rope_head_dim), e.mla},
-      {"MQA", "1 KV head", e.mqa},
-      {fmt::format("GQA-{}", g), fmt::format("{} KV heads", g), e.gqa},
-      {"MHA", fmt::format("{} heads", h), e.mha},
-      {"naive", "MLA, K and V per head", e.mla_naive},
+      {"MQA", fmt::format("K, V {} × 1", dh), e.mqa},
+      {fmt::format("GQA-{}", g), fmt::format("K, V {} × {}", dh, g), e.gqa},
+      {"MHA", fmt::format("K, V {} × {}", dh, h), e.mha},
+      {"naive",
+       fmt::format("K {}+{}, V {} × {}", dh, c.qk_rope_head_dim, c.v_head_dim, h), e.mla_naive},
   };
 }
 
 namespace {
 auto forms(const model::Config& c) {
   return kv_forms(c);
+}
+
+// What the rows mean (shown when the panel has room, and always by the `kv` command's panel).
+std::vector<std::string> form_notes(const model::Config& c, const model::Config* real) {
+  std::string dims = fmt::format("{}", c.qk_nope_head_dim);
+  if (real && real->qk_nope_head_dim != c.qk_nope_head_dim)
+    dims += fmt::format(" ({} at real scale)", real->qk_nope_head_dim);
+  return {fmt::format("MHA/GQA/MQA: each KV head caches K and V of d_h = {}", dims),
+          "naive: un-absorbed MLA caches every head's K (nope + RoPE) and V"};
 }
 }  // namespace
 
@@ -127,6 +140,12 @@ Canvas kv_panel(const ExplorerView& v, const model::Config* real, int w, int h) 
       }
       ++y;
     }
+  }
+  // The definitions of the rows, when there is room for both lines.
+  if (y + 3 <= c.height()) {
+    ++y;
+    for (const std::string& note : form_notes(cfg, real))
+      st::text_clip(c, 0, y++, note, w, st::kDim);
   }
   return h > 0 ? c : st::crop_rows(c, st::used_rows(c));
 }

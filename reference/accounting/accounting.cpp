@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -145,7 +146,15 @@ MtpParams count_mtp_params(const Config& c) {
   return m;
 }
 
+int64_t default_gqa_groups(const Config& c) {
+  return std::clamp<int64_t>(c.num_attention_heads / 2, 1, 8);
+}
+
 KvElements kv_elements_per_layer(const Config& c, int64_t gqa_groups) {
+  if (gqa_groups == 0) gqa_groups = default_gqa_groups(c);
+  if (gqa_groups < 0 || gqa_groups > c.num_attention_heads)
+    throw std::invalid_argument(
+        fmt::format("GQA groups must be in [1, {}], got {}", c.num_attention_heads, gqa_groups));
   const int64_t h = c.num_attention_heads;
   const int64_t dh = c.qk_nope_head_dim;  // the report's d_h
   KvElements e;
@@ -169,7 +178,8 @@ KvCache kv_cache(const Config& c, int64_t context, int64_t bytes_per_element, in
   if (bytes_per_element <= 0)
     throw std::invalid_argument(
         fmt::format("bytes per element must be positive, got {}", bytes_per_element));
-  if (gqa_groups <= 0 || gqa_groups > c.num_attention_heads)
+  if (gqa_groups == 0) gqa_groups = default_gqa_groups(c);
+  if (gqa_groups < 0 || gqa_groups > c.num_attention_heads)
     throw std::invalid_argument(
         fmt::format("GQA groups must be in [1, {}], got {}", c.num_attention_heads, gqa_groups));
   KvCache k;

@@ -87,7 +87,14 @@ MtpParams count_mtp_params(const model::Config& c);
 
 // --- KV cache -------------------------------------------------------------------------------
 
-// Elements cached per token per layer (DeepSeek-V2 report, Table 1; model_spec §10.3).
+// Elements cached per token per layer (DeepSeek-V2 report, Table 1; model_spec §10.3). One
+// definition for every view (`dsv3 info`, the KV panel, the `kv` and `mla` commands):
+//   MHA, GQA, MQA: the report's baselines. Every KV head caches its own K and its own V, each of
+//     d_h = qk_nope_head_dim (128 for V3), with n_h, n_g or 1 KV heads: 2 n_h d_h, 2 n_g d_h,
+//     2 d_h. (No separate RoPE part: d_h is the per-head size the report compares MLA with.)
+//   naive MLA: what MLA without absorption caches, the decompressed per-head K (d_h nope +
+//     d^R_h rope = qk_head_dim, 192 for V3) and V (d_v = v_head_dim, 128): n_h (d_h + d^R_h + d_v).
+//   MLA (absorbed): the latent c^{KV} and the shared RoPE key: d_c + d^R_h.
 struct KvElements {
   int64_t mla = 0;        // absorbed MLA: d_c + d^R_h (the latent c^{KV} and the shared k^R)
   int64_t mla_naive = 0;  // MLA with full keys and values: H(d_h + d^R_h) + H d_v
@@ -95,19 +102,24 @@ struct KvElements {
   int64_t gqa = 0;        // 2 n_g d_h
   int64_t mqa = 0;        // 2 d_h
 };
-KvElements kv_elements_per_layer(const model::Config& c, int64_t gqa_groups = 8);
+// The GQA baseline's group count when none is given: 8 (Llama-style), but never more than half
+// the heads, so that GQA sits between MQA and MHA (a 4-head model gets 2 groups).
+int64_t default_gqa_groups(const model::Config& c);
+// gqa_groups 0: default_gqa_groups(c). Throws std::invalid_argument outside [1, n_h].
+KvElements kv_elements_per_layer(const model::Config& c, int64_t gqa_groups = 0);
 
 struct KvCache {
   int64_t layers = 0;  // num_hidden_layers (an MTP module would add its own)
   int64_t bytes_per_element = 2;
-  int64_t gqa_groups = 8;
+  int64_t gqa_groups = 8;  // the groups used (default_gqa_groups(c) when 0 was asked for)
   KvElements per_layer;         // elements
   KvElements per_token_bytes;   // bytes per token over all layers
   KvElements at_context_bytes;  // bytes for `context` tokens of one sequence
   int64_t context = 0;
 };
+// gqa_groups 0: default_gqa_groups(c).
 KvCache kv_cache(const model::Config& c, int64_t context, int64_t bytes_per_element = 2,
-                 int64_t gqa_groups = 8);
+                 int64_t gqa_groups = 0);
 
 // --- FLOPs ----------------------------------------------------------------------------------
 

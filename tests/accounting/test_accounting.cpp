@@ -212,8 +212,28 @@ TEST(KvCache, ContextTotalsAndDtypes) {
 TEST(KvCache, RejectsBadArguments) {
   EXPECT_THROW(kv_cache(v3(), -1), std::invalid_argument);
   EXPECT_THROW(kv_cache(v3(), 1, 0), std::invalid_argument);
-  EXPECT_THROW(kv_cache(v3(), 1, 2, 0), std::invalid_argument);
+  EXPECT_THROW(kv_cache(v3(), 1, 2, -1), std::invalid_argument);
   EXPECT_THROW(kv_cache(v3(), 1, 2, 129), std::invalid_argument);
+  EXPECT_THROW(kv_elements_per_layer(v3(), 129), std::invalid_argument);
+}
+
+TEST(KvCache, OneDefinitionOfTheBaselines) {
+  // MHA: every head caches K and V of d_h = qk_nope_head_dim; naive MLA: the decompressed K
+  // (nope + rope) and V of every head. For V3 they differ by the 64-wide RoPE part.
+  const Config c = v3();
+  const KvElements e = kv_elements_per_layer(c);
+  EXPECT_EQ(e.mha, 2 * c.num_attention_heads * c.qk_nope_head_dim);
+  EXPECT_EQ(e.mla_naive, c.num_attention_heads * (c.qk_nope_head_dim + c.qk_rope_head_dim) +
+                             c.num_attention_heads * c.v_head_dim);
+  EXPECT_EQ(e.mla_naive - e.mha, 128 * 64);
+  // The GQA baseline: 8 groups, never more than half the heads; 0 asks for that default.
+  EXPECT_EQ(default_gqa_groups(c), 8);
+  EXPECT_EQ(kv_cache(c, 1, 2, 0).gqa_groups, 8);
+  const Config tiny = model::resolve_config("tiny");  // 4 heads
+  EXPECT_EQ(default_gqa_groups(tiny), 2);
+  EXPECT_EQ(kv_elements_per_layer(tiny).gqa, 2 * 2 * tiny.qk_nope_head_dim);
+  EXPECT_EQ(kv_cache(tiny, 1).gqa_groups, 2);
+  EXPECT_LT(kv_elements_per_layer(tiny).gqa, kv_elements_per_layer(tiny).mha);
 }
 
 TEST(KvCache, V2LiteAndV2) {
