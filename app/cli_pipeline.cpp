@@ -46,6 +46,7 @@ struct PipelineArgs {
   bool timelines = false;
   int width = 0;
   double cursor = -1;  // < 0: no cursor
+  double zoom = 0;     // columns per time unit; 0: as many as fit, at least one
   std::string chrome_trace;
   std::string svg;
   // overlap
@@ -82,6 +83,26 @@ int output_width(const PipelineArgs& a) {
 void print_canvas(const viz::Canvas& c, const PipelineArgs& a) {
   bool colour = !a.no_color && !viz::colour_disabled(STDOUT_FILENO);
   std::fputs((colour ? viz::render_ansi(c) : viz::render_plain(c)).c_str(), stdout);
+}
+
+// A timeline wider than the terminal: one column per time unit (or --zoom) in consecutive bands
+// of the makespan, each with its range row, rather than squeezed into unreadable runs. With a
+// cursor, the one window around it.
+void print_timeline(const pipeline::SimResult& r, viz::PipelineTimelineOptions o,
+                    const PipelineArgs& a) {
+  viz::PipelineTimelineWindow w = viz::pipeline_timeline_window(r, o);
+  if (!w.windowed || o.cursor) {
+    print_canvas(viz::draw_pipeline_timeline(r, o), a);
+    return;
+  }
+  const double band = std::max(1.0, std::floor(w.units));
+  const bool title = o.title, legend = o.legend;
+  for (double t = 0; t < r.makespan - 1e-9; t += band) {
+    o.view_start = t;
+    o.title = title && t == 0;
+    o.legend = legend && t + band >= r.makespan - 1e-9;
+    print_canvas(viz::draw_pipeline_timeline(r, o), a);
+  }
 }
 
 pipeline::Costs costs_of(const PipelineArgs& a) {
@@ -163,7 +184,8 @@ void run_simulate(const PipelineArgs& a) {
   viz::PipelineTimelineOptions o;
   o.width = output_width(a);
   if (a.cursor >= 0) o.cursor = a.cursor;
-  print_canvas(viz::draw_pipeline_timeline(r, o), a);
+  o.columns_per_unit = a.zoom;
+  print_timeline(r, o, a);
   std::printf("\n%-6s %10s %10s %8s %7s\n", "rank", "busy", "bubble", "peak act", "params");
   for (int k = 0; k < r.ranks; ++k) {
     const auto& rr = r.ranks_result[k];
@@ -229,17 +251,21 @@ void run_compare(const PipelineArgs& a) {
       longest = std::max(longest, row.makespan);
       peak = std::max(peak, row.sim_peak_activations);
     }
+    double largest_bubble = 0;
+    for (const auto& row : rows) largest_bubble = std::max(largest_bubble, row.sim_bubble_max);
     viz::PipelineTimelineOptions o;
     o.width = output_width(a);
     o.bubble_scale = longest;
+    o.bubble_max = largest_bubble;
     o.memory_scale = peak;
-    o.columns_per_unit = std::max(0.05, (o.width - 35) / std::max(longest, 1e-9));
-    if (o.columns_per_unit >= 1) o.columns_per_unit = std::floor(o.columns_per_unit);
+    // Whole columns per time unit (at least one; a longer makespan is drawn in bands).
+    o.columns_per_unit =
+        a.zoom > 0 ? a.zoom : std::max(1.0, std::floor((o.width - 35) / std::max(longest, 1e-9)));
     for (const auto& row : rows) {
       pipeline::Schedule s = pipeline::build_schedule(row.kind, row.ranks, row.micro_batches);
       o.legend = &row == &rows.back();
       std::printf("\n");
-      print_canvas(viz::draw_pipeline_timeline(pipeline::simulate(s, c, mode), o), a);
+      print_timeline(pipeline::simulate(s, c, mode), o, a);
     }
   }
 }
@@ -334,7 +360,13 @@ void add_pipeline_commands(CLI::App& app) {
   sim->add_option("--chrome-trace", a->chrome_trace, "Write Chrome trace-event JSON (Perfetto)");
   sim->add_option("--svg", a->svg, "Write the timeline as SVG, like Figure 5");
   sim->add_option("--width", a->width, "Columns for the text timeline (default: the terminal)");
-  sim->add_option("--cursor", a->cursor, "Mark this time on the timeline; memory bars show it");
+  sim->add_option("--cursor", a->cursor,
+                  "Mark this time on the timeline; memory bars show it (a timeline wider than "
+                  "the terminal shows the window around it)");
+  sim->add_option("--zoom", a->zoom,
+                  "Columns per time unit (default: as many as fit, at least 1; a longer "
+                  "timeline is printed in bands)")
+      ->check(CLI::Range(1.0, 16.0));
   sim->add_flag("--no-color", a->no_color, "Plain text even on a terminal");
   sim->callback([a] { run_simulate(*a); });
 
@@ -345,6 +377,8 @@ void add_pipeline_commands(CLI::App& app) {
   cmp->add_flag("--json", a->json, "JSON output");
   cmp->add_flag("--timelines", a->timelines, "Also draw every schedule's timeline on one scale");
   cmp->add_option("--width", a->width, "Columns for the timelines (default: the terminal)");
+  cmp->add_option("--zoom", a->zoom, "With --timelines: columns per time unit")
+      ->check(CLI::Range(1.0, 16.0));
   cmp->add_flag("--no-color", a->no_color, "Plain text even on a terminal");
   cmp->callback([a] { run_compare(*a); });
 

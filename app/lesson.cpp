@@ -350,15 +350,41 @@ std::string resolve_lesson(const std::string& which, const std::string& dir) {
   bool digits = !which.empty() && std::all_of(which.begin(), which.end(), [](char c) {
     return std::isdigit(static_cast<unsigned char>(c));
   });
+  // By name: "fp8", "dual" or "03-deep" find lessons/06-fp8.md, 07-dualpipe.md and
+  // 03-deepseekmoe-routing.md. A prefix of the file name or of the name after its number wins
+  // over a word inside it; a name matching several lessons is an error that lists them.
+  auto lower = [](std::string t) {
+    for (char& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return t;
+  };
+  const std::string want = lower(which);
+  std::vector<std::string> prefix, inside;
   for (const auto& f : files) {
     std::string stem = fs::path(f).stem().string();
     if (digits) {
       size_t n = 0;
       while (n < stem.size() && std::isdigit(static_cast<unsigned char>(stem[n]))) ++n;
       if (n && std::stoi(stem.substr(0, n)) == std::stoi(which)) return f;
-    } else if (starts(stem, which)) {
-      return f;
+      continue;
     }
+    std::string l = lower(stem);
+    size_t n = 0;
+    while (n < l.size() && std::isdigit(static_cast<unsigned char>(l[n]))) ++n;
+    if (n < l.size() && l[n] == '-') ++n;
+    if (want.empty()) continue;
+    if (starts(l, want) || starts(std::string_view(l).substr(n), want))
+      prefix.push_back(f);
+    else if (l.find(want) != std::string::npos)
+      inside.push_back(f);
+  }
+  const auto& found = prefix.empty() ? inside : prefix;
+  if (found.size() == 1) return found.front();
+  if (found.size() > 1) {
+    std::string names;
+    for (const auto& f : found) names += (names.empty() ? "" : ", ") + fs::path(f).stem().string();
+    throw LessonError(
+        fmt::format("'{}' matches several lessons ({}): give more of the name or the number",
+                    which, names));
   }
   std::string names;
   for (const auto& f : files) names += (names.empty() ? "" : ", ") + fs::path(f).stem().string();

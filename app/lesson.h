@@ -95,7 +95,8 @@ Lesson load_lesson(const std::string& path);
 std::string lessons_dir();
 // The lesson files of a folder, sorted by name.
 std::vector<std::string> lesson_files(const std::string& dir);
-// "3" or "03" (by number), "03-deepseekmoe-routing" (by name), or a path to a .md file.
+// "3" or "03" (by number), "03-deepseekmoe-routing", "fp8" or "dual" (a unique prefix or part
+// of the file name, case ignored), or a path to a .md file.
 std::string resolve_lesson(const std::string& which, const std::string& dir);
 
 }  // namespace dsv3::app::lesson

@@ -131,6 +131,30 @@ std::vector<std::string> check_lines(const StepResult& r) {
   return out;
 }
 
+namespace {
+
+// A command's picture or text for the plain player: no blank padding at line ends or under the
+// last line (a panel drawn for a screen is padded to its height), and a final newline.
+std::string plain_block(const std::string& text) {
+  std::string out;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t nl = text.find('\n', at);
+    std::string line = text.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r'))
+      line.pop_back();
+    out += line + "\n";
+    if (nl == std::string::npos) break;
+    at = nl + 1;
+  }
+  while (out.size() >= 2 && out[out.size() - 1] == '\n' && out[out.size() - 2] == '\n')
+    out.pop_back();
+  if (out == "\n") out.clear();
+  return out;
+}
+
+}  // namespace
+
 int play_plain(const Lesson& l, std::ostream& out, int width) {
   Player p(l, width);
   int failures = 0;
@@ -157,9 +181,8 @@ int play_plain(const Lesson& l, std::ostream& out, int width) {
         out << "✗ " << s.error << "\n";
         continue;
       }
-      if (s.out.canvas) out << viz::render_plain(*s.out.canvas);
-      std::string t = s.out.text;
-      if (!t.empty()) out << t << (t.back() == '\n' ? "" : "\n");
+      if (s.out.canvas) out << plain_block(viz::render_plain(*s.out.canvas));
+      out << plain_block(s.out.text);
     }
     auto checks = check_lines(r);
     if (!checks.empty()) out << "\n";

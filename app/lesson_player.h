@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "app/commands.h"
@@ -89,7 +90,13 @@ struct ScreenView {
   int panel_scroll = 0;
   int focus = 1;
   std::string message;
+  std::string busy;  // non-empty while a step is computed: "computing step 3 …" in the status line
 };
+// The key hints of the status line.
+inline constexpr std::string_view kLessonKeys =
+    "Space/→ next  ← back  n next lesson  r re-run  ↑↓ scroll  Tab pane  q leave";
+inline constexpr std::string_view kLessonKeysShort =
+    "→ next  ← back  n next lesson  r re-run  ↑↓ Tab  q leave";
 viz::Canvas lesson_screen(const Lesson& l, const StepResult& r, const ScreenView& v, int w, int h);
 // The width the panel pane has on a w-column screen (commands draw at this width).
 int panel_width(int w);

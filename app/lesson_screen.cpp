@@ -206,7 +206,11 @@ Canvas outputs_canvas(const StepResult& r, int width) {
       std::string l = text.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
       Line t;
       append(t, l, kPlain);
-      lines.push_back(std::move(t));
+      while (!t.empty() && t.back().c == U' ') t.pop_back();
+      // A line wider than the pane wraps (continuation indented) rather than losing its end:
+      // a table row cut at the pane's edge would cut its numbers.
+      auto w = wrap(t, width, 4);
+      lines.insert(lines.end(), w.begin(), w.end());
       if (nl == std::string::npos) break;
       at = nl + 1;
     }
@@ -217,7 +221,8 @@ Canvas outputs_canvas(const StepResult& r, int width) {
     for (const auto& c : checks) {
       Line l;
       append(l, c, c.rfind("✓", 0) == 0 ? kPass : c.rfind("✗", 0) == 0 ? kFail : kDimStyle);
-      lines.push_back(std::move(l));
+      auto w = wrap(l, width, 4);
+      lines.insert(lines.end(), w.begin(), w.end());
     }
   }
   if (!r.error.empty()) {
@@ -287,15 +292,22 @@ Canvas lesson_screen(const Lesson& l, const StepResult& r, const ScreenView& v, 
 
   Style status{viz::kDefault, 236, viz::kNone};
   c.fill(0, h - 1, w, 1, U' ', status);
-  std::string keys = v.message.empty()
-                         ? "Space/→ next  ← back  r re-run  ↑↓ scroll  Tab pane  q leave"
-                         : v.message;
-  c.text(1, h - 1, keys, status);
+  if (!v.busy.empty()) {
+    // A slow step (a model to load, a long prompt) says so instead of looking frozen.
+    Style busy{16, 221, viz::kBold};
+    c.fill(0, h - 1, w, 1, U' ', busy);
+    c.text(1, h - 1, v.busy, busy);
+    return c;
+  }
   int failed = r.error.empty() ? 0 : 1;  // a failed command or interpolation
   for (const auto& ck : r.checks) failed += ck.pass ? 0 : 1;
   std::string verdict = failed             ? fmt::format(" ✗ {} failed ", failed)
                         : r.checks.empty() ? ""
                                            : fmt::format(" ✓ {} checks ", r.checks.size());
+  std::string keys = v.message.empty() ? std::string(kLessonKeys) : v.message;
+  if (v.message.empty() && 2 + viz::display_width(keys) + viz::display_width(verdict) > w)
+    keys = kLessonKeysShort;
+  c.text(1, h - 1, keys, status);
   if (!verdict.empty())
     c.text(w - viz::display_width(verdict), h - 1, verdict,
            failed ? Style{231, 160, viz::kBold} : Style{16, 114, viz::kNone});

@@ -6,11 +6,14 @@
 #include <fmt/format.h>
 #include <langinfo.h>
 
+#include <algorithm>
 #include <atomic>
 #include <clocale>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <map>
+#include <memory>
 
 #include "app/curses_painter.h"
 #include "app/lesson_player.h"
@@ -27,7 +30,9 @@ void on_stop(int sig) {
 
 class LessonTui {
  public:
-  LessonTui(const Lesson& l, int start) : l_(l), player_(l, 80), view_{} { view_.step = start; }
+  LessonTui(const Lesson& l, int start) : player_(std::make_unique<Player>(l, 80)), view_{} {
+    view_.step = start;
+  }
 
   int run() {
     embedded_ = stdscr != nullptr && !isendwin();
@@ -100,12 +105,44 @@ class LessonTui {
   }
 
   void load(int step, bool again) {
-    player_.set_width(std::max(40, panel_width(COLS)));
+    player_->set_width(std::max(40, panel_width(COLS)));
+    // Running a step can take seconds (a model to load, steps before it to replay): say so on
+    // the screen still showing the previous step before the work starts.
+    view_.busy = fmt::format("computing step {} of {} …", step + 1, player_->steps());
+    draw();
+    view_.busy.clear();
     view_.step = step;
     view_.prose_scroll = view_.panel_scroll = 0;
     try {
-      result_ = again ? &player_.rerun(step) : &player_.show(step);
+      result_ = again ? &player_->rerun(step) : &player_->show(step);
       view_.message = again ? fmt::format("step {} re-run from a fresh session", step + 1) : "";
+    } catch (const std::exception& e) {
+      result_ = nullptr;
+      view_.message = std::string("✗ ") + e.what();
+    }
+  }
+
+  // `n`: the lesson after this one in its folder, from its first step.
+  void next_lesson() {
+    namespace fs = std::filesystem;
+    const Lesson& l = player_->lesson();
+    fs::path here(l.path);
+    std::string dir = here.has_parent_path() ? here.parent_path().string() : ".";
+    std::vector<std::string> files = lesson_files(dir);
+    std::error_code ec;
+    auto at = std::find_if(files.begin(), files.end(), [&](const std::string& f) {
+      return fs::equivalent(f, here, ec);
+    });
+    if (at == files.end() || at + 1 == files.end()) {
+      view_.message = at == files.end() ? "this lesson is not in a lessons folder"
+                                        : "this is the last lesson: q to leave";
+      return;
+    }
+    try {
+      Lesson next = load_lesson(*(at + 1));
+      result_ = nullptr;
+      player_ = std::make_unique<Player>(std::move(next), 80);
+      load(0, false);
     } catch (const std::exception& e) {
       view_.message = std::string("✗ ") + e.what();
     }
@@ -148,9 +185,11 @@ class LessonTui {
       return true;
     }
     switch (key) {
+      case 'n':
+        next_lesson();
+        break;
       case ' ':
       case 'l':
-      case 'n':
       case '\r':
       case '\n':
         next();
@@ -191,8 +230,8 @@ class LessonTui {
   }
 
   void next() {
-    if (view_.step + 1 >= player_.steps()) {
-      view_.message = "end of the lesson: ← to go back, r to re-run, q to leave";
+    if (view_.step + 1 >= player_->steps()) {
+      view_.message = "end of the lesson: n for the next lesson, ← to go back, q to leave";
       return;
     }
     load(view_.step + 1, false);
@@ -208,18 +247,17 @@ class LessonTui {
   void draw() {
     viz::Canvas c;
     if (result_) {
-      c = lesson_screen(l_, *result_, view_, COLS, LINES);
+      c = lesson_screen(player_->lesson(), *result_, view_, COLS, LINES);
     } else {
       c = viz::Canvas(COLS, LINES);
-      c.text(1, 1, view_.message);
+      c.text(1, 1, view_.busy.empty() ? view_.message : view_.busy);
     }
     erase();
     painter_.blit(c);
     refresh();
   }
 
-  const Lesson& l_;
-  Player player_;
+  std::unique_ptr<Player> player_;
   ScreenView view_;
   const StepResult* result_ = nullptr;
   bool embedded_ = false;

@@ -110,6 +110,34 @@ TEST_F(TmuxLesson, SmallTerminalShowsTheSizeNeeded) {
   keys("q");
 }
 
+// `n` opens the next lesson at its first step; the status line said "computing" meanwhile.
+TEST_F(TmuxLesson, NOpensTheNextLesson) {
+  wait_for("step 1/");
+  keys("Right");
+  wait_for("step 2/");
+  keys("n");
+  std::string s = wait_for("dsv3 lesson 4");
+  s = wait_for("step 1/");
+  EXPECT_NE(s.find("n next lesson"), std::string::npos) << s;
+  keys("q");
+}
+
+// A lesson by (part of) its name, as the help promises; the last lesson has no next one.
+class TmuxLessonByName : public TmuxLesson {
+ protected:
+  std::string args() const override { return "lesson dual"; }
+};
+
+TEST_F(TmuxLessonByName, OpensByNameAndStopsAfterTheLast) {
+  std::string s = wait_for("dsv3 lesson 7");
+  keys("n");
+  s = wait_for("dsv3 lesson 8");
+  keys("n");
+  s = wait_for("this is the last lesson");
+  EXPECT_NE(s.find("dsv3 lesson 8"), std::string::npos) << s;
+  keys("q");
+}
+
 // `:lesson 3` inside the explorer opens the same player; q returns to the explorer.
 class TmuxExplorer : public TmuxLesson {
  protected:

@@ -76,6 +76,29 @@ TEST(PipelineCli, SimulateTextAndFiles) {
   EXPECT_NE(text.find("</svg>"), std::string::npos);
 }
 
+// A makespan wider than --width is printed in bands of one column per time unit that cover it
+// all, each with its range row, never squeezed into fractional columns.
+TEST(PipelineCli, SimulateWideMakespanInBands) {
+  CliRun r = dsv3("pipeline simulate -s dualpipev -p 8 -n 20 --width 80");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("DualPipeV · 16 stages on 8 ranks"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("time 0–52 of 134"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("time 52–104 of 134"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("time 82–134 of 134"), std::string::npos) << r.out;  // the last band
+  // Title once, legend once.
+  EXPECT_EQ(r.out.find("DualPipeV ·"), r.out.rfind("DualPipeV ·"));
+  EXPECT_EQ(r.out.find("weight grad"), r.out.rfind("weight grad"));
+  // --zoom: more columns per unit, so more bands; --cursor: the one window around it.
+  CliRun z = dsv3("pipeline simulate -s 1f1b -p 4 -n 8 --width 80 --zoom 3");
+  ASSERT_EQ(z.status, 0) << z.out;
+  EXPECT_NE(z.out.find("r0 F0 F1 F2 F3"), std::string::npos) << z.out;
+  CliRun c = dsv3("pipeline simulate -s dualpipev -p 8 -n 20 --width 80 --cursor 100");
+  ASSERT_EQ(c.status, 0) << c.out;
+  EXPECT_NE(c.out.find("time 74–126 of 134"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("▼"), std::string::npos) << c.out;
+  EXPECT_NE(dsv3("pipeline simulate --zoom 0.5").status, 0);
+}
+
 TEST(PipelineCli, CompareJson) {
   CliRun r = dsv3("pipeline compare --pp 8 --micro-batches 20 --json");
   ASSERT_EQ(r.status, 0) << r.out;
@@ -90,7 +113,7 @@ TEST(PipelineCli, CompareJson) {
   CliRun d = dsv3("pipeline compare --pp 4 --micro-batches 8 --timelines --width 100");
   ASSERT_EQ(d.status, 0) << d.out;
   EXPECT_NE(d.out.find("GPipe · 4 ranks"), std::string::npos) << d.out;
-  EXPECT_NE(d.out.find("DualPipeV · 2 ranks"), std::string::npos) << d.out;
+  EXPECT_NE(d.out.find("DualPipeV · 4 stages on 2 ranks"), std::string::npos) << d.out;
 }
 
 TEST(PipelineCli, ClearErrors) {

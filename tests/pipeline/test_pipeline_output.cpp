@@ -2,7 +2,10 @@
 // trace and the JSON report; and the Figure 4 overlap model.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
+
+#include <fmt/format.h>
 
 #include "reference/model/config.h"
 #include "reference/pipeline/export.h"
@@ -28,9 +31,10 @@ std::vector<std::string> lines(const std::string& s) {
   return out;
 }
 
-// One column per time unit: every op occupies exactly its duration in cells, numbered by
-// micro-batch, upper case for chunk 0 and lower case for chunk 1; an F&B is its forward cell then
-// its two backward cells.
+// One column per time unit: every op occupies exactly its duration in cells and starts with its
+// kind (upper case chunk 0, lower case chunk 1), so F, B, I and W differ without colour; the
+// micro-batch number follows where the op has room. An F&B is its forward cell then its two
+// backward cells.
 TEST(PipelineTimeline, PlainSnapshotOneColumnPerUnit) {
   viz::PipelineTimelineOptions o;
   o.width = 40;
@@ -42,27 +46,59 @@ TEST(PipelineTimeline, PlainSnapshotOneColumnPerUnit) {
   std::vector<std::string> l = lines(viz::render_plain(c));
   ASSERT_EQ(l.size(), 5u);
   // rank 0: F0(0) F0(1) F0(2) F1(0) Bi1(0) W1(0) F1(1) | FB(f:0/3,b:1/1) idle FB(f:1/2,b:0/0)
-  // B1(2) idle FB(f:1/3,b:0/1) B1(3) | Bi0(2) W0(2) Bi0(3) W0(3). One-column ops show only their
-  // micro-batch; two-column backwards also their kind (B chunk 0, b chunk 1).
-  EXPECT_EQ(l[1], "r0 01200013b1·2B0b2·3B1b32233");
-  EXPECT_EQ(l[4], "r3 01200013B1·2b0B2·3b1B32233");  // the mirror image: directions swapped
+  // B1(2) idle FB(f:1/3,b:0/1) B1(3) | Bi0(2) W0(2) Bi0(3) W0(3).
+  EXPECT_EQ(l[1], "r0 FFFfiwfFb1·fB0b2·fB1b3IWIW");
+  EXPECT_EQ(l[4], "r3 fffFIWFfB1·Fb0B2·Fb1B3iwiw");  // the mirror image: directions swapped
   EXPECT_EQ(viz::display_width(l[1]) - 3, 26);       // makespan 26, one column per unit
+  // Two columns per unit: every op has room for its micro-batch.
+  o.columns_per_unit = 2;
+  o.width = 60;
+  l = lines(viz::render_plain(viz::draw_pipeline_timeline(figure(), o)));
+  EXPECT_EQ(l[1].substr(0, 3 + 14), "r0 F0F1F2f0i0w0f1");
+}
+
+// The start cell of every op holds its kind's glyph, at every zoom: the user guide promises that
+// glyphs carry the meaning in mono and with 8 colours (where B and b, I and w share a colour).
+TEST(PipelineTimeline, EveryOpStartsWithItsKind) {
+  for (auto kind : pipeline::kAllSchedules) {
+    pipeline::SimResult r = pipeline::simulate(pipeline::build_schedule(kind, 4, 8), {});
+    for (double cpu : {1.0, 2.0, 3.0}) {
+      viz::PipelineTimelineOptions o;
+      o.width = 200;
+      o.bars = o.title = o.legend = false;
+      o.columns_per_unit = cpu;
+      viz::Canvas c = viz::draw_pipeline_timeline(r, o);
+      for (int k = 0; k < r.ranks; ++k)
+        for (const auto& t : r.ranks_result[k].timeline) {
+          int x = 3 + static_cast<int>(std::lround(t.start * cpu));
+          pipeline::OpKind shown =
+              t.op.kind == pipeline::OpKind::kFB ? pipeline::OpKind::kF : t.op.kind;
+          EXPECT_EQ(c.at(x, 1 + k).glyph, viz::pipeline_op_glyph(shown, t.op.chunk))
+              << pipeline::schedule_label(kind) << " rank " << k << " t=" << t.start;
+        }
+    }
+  }
 }
 
 TEST(PipelineTimeline, FitsWidthWithBarsLegendAndCursor) {
-  pipeline::SimResult r = figure(8, 20);
+  pipeline::SimResult r = figure(8, 20);  // makespan 66
   for (int w : {40, 80, 100, 160, 240}) {
     viz::PipelineTimelineOptions o;
     o.width = w;
     o.cursor = 30;
     viz::Canvas c = viz::draw_pipeline_timeline(r, o);
     EXPECT_EQ(c.width(), w);
-    EXPECT_EQ(c.height(), 1 + 1 + 8 + 2);
+    bool windowed = w < 100;  // 66 units need 66 plot columns beside the bars
+    EXPECT_EQ(c.height(), 1 + 1 + 8 + (windowed ? 1 : 0) + 2) << w;
     std::string plain = viz::render_plain(c);
     EXPECT_NE(plain.find("DualPipe"), std::string::npos);
+    if (w >= 80) {
+      EXPECT_NE(plain.find("makespan 66"), std::string::npos) << plain;  // never cut
+    }
     EXPECT_NE(plain.find("r7"), std::string::npos);
+    EXPECT_NE(plain.find("▼"), std::string::npos) << w;
+    EXPECT_EQ(plain.find("time ") != std::string::npos, windowed) << plain;
     if (w >= 100) {
-      EXPECT_NE(plain.find("▼"), std::string::npos) << w;
       EXPECT_NE(plain.find("overlapped F&B"), std::string::npos) << w;
     }
   }
@@ -80,6 +116,81 @@ TEST(PipelineTimeline, FitsWidthWithBarsLegendAndCursor) {
   EXPECT_NE(viz::render_ansi(c).find("\x1b[0;38;5;16;48;5;208m"), std::string::npos);
   EXPECT_EQ(viz::xterm_to_hex(208), "#ff8700");
   EXPECT_EQ(viz::xterm_to_hex(16), "#000000");
+}
+
+// A makespan wider than the panel: one column per time unit in a window that follows the
+// cursor, with evenly spaced ticks and a row saying which part is shown (it used to be squeezed
+// into runs like "FFF" and "IIWWW" with uneven ticks).
+TEST(PipelineTimeline, AWideMakespanIsAWindowAroundTheCursor) {
+  pipeline::SimResult r =
+      pipeline::simulate(pipeline::build_schedule(pipeline::ScheduleKind::kDualPipeV, 8, 20), {});
+  ASSERT_GT(r.makespan, 100);
+  auto draw = [&](double cursor) {
+    viz::PipelineTimelineOptions o;
+    o.width = 80;
+    o.cursor = cursor;
+    return viz::draw_pipeline_timeline(r, o);
+  };
+  for (double t : {0.0, 40.0, 70.0, r.makespan}) {
+    viz::Canvas c = draw(t);
+    std::vector<std::string> l = lines(viz::render_plain(c));
+    // The cursor is inside the window.
+    EXPECT_NE(l[1].find("▼"), std::string::npos) << t << "\n" << viz::render_plain(c);
+    // Ticks every 10 columns exactly (one column per unit).
+    std::vector<int> ticks;
+    for (int x = 0; x < c.width(); ++x)
+      if (c.at(x, 1).glyph == U'┬' || c.at(x, 1).glyph == U'▼') ticks.push_back(x);
+    for (size_t i = 2; i < ticks.size(); ++i)
+      if (c.at(ticks[i], 1).glyph == U'┬' && c.at(ticks[i - 1], 1).glyph == U'┬') {
+        EXPECT_EQ(ticks[i] - ticks[i - 1], 10) << t;
+      }
+    // The range row: "time A–B of 134" with the visible span, an arrow where more lies beyond.
+    std::string range = l[1 + 1 + 8];
+    EXPECT_NE(range.find(fmt::format("of {}", r.makespan)), std::string::npos) << range;
+    EXPECT_EQ(range.find("◀") != std::string::npos, t >= 40) << t << " " << range;
+    EXPECT_EQ(range.find("▶") != std::string::npos, t < r.makespan) << t << " " << range;
+  }
+  EXPECT_NE(lines(viz::render_plain(draw(0)))[10].find("time 0–"), std::string::npos);
+  // An explicit start wins over the cursor.
+  viz::PipelineTimelineOptions o;
+  o.width = 80;
+  o.view_start = 50;
+  std::string plain = viz::render_plain(viz::draw_pipeline_timeline(r, o));
+  EXPECT_NE(plain.find("time 50–"), std::string::npos) << plain;
+  EXPECT_NE(plain.find("┬50"), std::string::npos) << plain;
+}
+
+// Bubble bars compare schedules: the bar is scaled to the largest bubble of any schedule on the
+// same ranks and micro-batches, so GPipe's 21 fills it and DualPipeV's 14 does not.
+TEST(PipelineTimeline, BubbleBarsShareTheLargestBubble) {
+  auto filled = [](pipeline::ScheduleKind k) {
+    pipeline::SimResult r = pipeline::simulate(pipeline::build_schedule(k, 8, 20), {});
+    viz::PipelineTimelineOptions o;
+    o.width = 200;
+    std::vector<std::string> l = lines(viz::render_plain(viz::draw_pipeline_timeline(r, o)));
+    int n = 0;
+    for (size_t at = 0; (at = l[2].find("█", at)) != std::string::npos; at += 3) ++n;
+    return n;
+  };
+  int gpipe = filled(pipeline::ScheduleKind::kGPipe);
+  int dualpipev = filled(pipeline::ScheduleKind::kDualPipeV);
+  int dualpipe = filled(pipeline::ScheduleKind::kDualPipe);
+  EXPECT_EQ(gpipe, 8);
+  EXPECT_LT(dualpipev, gpipe);
+  EXPECT_LT(dualpipe, dualpipev);
+  EXPECT_GE(dualpipe, 1);  // a bubble is never an empty bar
+}
+
+TEST(PipelineTimeline, DualPipeVSaysItsStagesAndRanks) {
+  pipeline::SimResult r =
+      pipeline::simulate(pipeline::build_schedule(pipeline::ScheduleKind::kDualPipeV, 8, 20), {});
+  for (int w : {80, 160}) {
+    viz::PipelineTimelineOptions o;
+    o.width = w;
+    std::string plain = viz::render_plain(viz::draw_pipeline_timeline(r, o));
+    EXPECT_NE(plain.find("DualPipeV · 16 stages on 8 ranks"), std::string::npos) << plain;
+    EXPECT_NE(plain.find("makespan 134"), std::string::npos) << plain;
+  }
 }
 
 TEST(PipelineTimeline, BaselinesDraw) {
