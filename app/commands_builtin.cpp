@@ -64,7 +64,9 @@ json route_json(const Session& s, int pos, int layer) {
               {"moe", lt.moe},
               {"logits", r.logits},
               {"scores", r.scores},
-              {"bias", s.bias(layer)},
+              // b_i in force when this position was routed (eq. 16), not today's: with live
+              // balancing the biases move on, and bias + scores must stay equal to biased.
+              {"bias", lt.bias},
               {"biased", r.biased},
               {"group_scores", r.group_scores},
               {"groups_kept", r.groups_kept},
@@ -318,7 +320,8 @@ void add_panel_commands(Registry& r) {
          "(eq. 15),\n"
          "biased scores s_i + b_i used only for selection (eq. 16), the groups kept by "
          "group-limited\n"
-         "routing, the top-K experts and their gate weights g_i (eq. 13).",
+         "routing, the top-K experts and their gate weights g_i (eq. 13). b_i are the biases in\n"
+         "force when the token was computed (live balancing moves them later; `bias` shows now's).",
          {{"LAYER", ArgKind::kLayer, "layer to explain"},
           {"TOKEN", ArgKind::kPosition, "position (default: cursor)"}},
          {json_flag()},
@@ -447,9 +450,11 @@ void add_panel_commands(Registry& r) {
                    {{"id", top[i].first}, {"piece", s.piece(top[i].first)}, {"p", top[i].second}});
              return json_out({{"position", s.cursor()}, {"top", j}});
            }
-           viz::Canvas c = viz::logits_panel(s.view(), ctx.width, 0);
-           // Title, column header, then the K best rows.
-           return picture(viz::style::crop_rows(c, static_cast<int>(k) + 2), Panel::kLogits);
+           viz::ExplorerView v = s.view();
+           viz::Canvas c = viz::logits_panel(v, ctx.width, 0);
+           // Title, the random-weights line if any, column header, then the K best rows.
+           int rows = static_cast<int>(k) + 2 + (v.weights_note.empty() ? 0 : 1);
+           return picture(viz::style::crop_rows(c, rows), Panel::kLogits);
          }});
 
   r.add({"panel",

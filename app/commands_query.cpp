@@ -56,10 +56,11 @@ Output kv_table(const model::Config& c, int64_t n, bool as_json) {
 
 namespace {
 
-// A traced tensor: shape and values (row-major).
+// A traced tensor: shape and values (row-major), and the position it was traced at.
 struct Tensor {
   std::vector<int64_t> shape;
   std::vector<double> values;
+  int position = -1;
 };
 
 template <typename T>
@@ -82,17 +83,29 @@ std::vector<std::string> tensor_names(const Session& s) {
   return out;
 }
 
+Tensor lookup_at(const Session& s, std::string name, int pos);
+
+// NAME or token.T.NAME; the result carries the position it was read at (T, else the cursor).
 Tensor lookup(const Session& s, std::string name) {
   int pos = s.cursor();
   if (name.rfind("token.", 0) == 0) {
     size_t dot = name.find('.', 6);
-    if (dot == std::string::npos) throw CommandError("show: expected token.T.NAME");
-    pos = std::stoi(name.substr(6, dot - 6));
+    std::string digits = dot == std::string::npos ? "" : name.substr(6, dot - 6);
+    if (digits.empty() || digits.size() > 9 ||
+        !std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+      throw CommandError("show: expected token.T.NAME with T a position, e.g. token.3.tokens");
+    pos = std::stoi(digits);
     name = name.substr(dot + 1);
     if (pos < 0 || pos >= s.computed())
       throw CommandError(
           fmt::format("show: position {} is not computed (0..{})", pos, s.computed() - 1));
   }
+  Tensor t = lookup_at(s, name, pos);
+  t.position = pos;
+  return t;
+}
+
+Tensor lookup_at(const Session& s, std::string name, int pos) {
   if (name == "tokens") return vec(s.tokens());
   if (pos < 0) throw CommandError("show: nothing computed yet");
   const model::TokenTrace& tt = s.traces()[pos];
@@ -115,7 +128,14 @@ Tensor lookup(const Session& s, std::string name) {
       return t;
     }
     if (f == "cache_bytes") return Tensor{{}, {static_cast<double>(lt.cache_bytes)}};
-    if (f == "bias") return vec(s.bias(l));
+    // A dense layer (the first first_k_dense_replace) has no router: say so, never print zeros.
+    if ((f == "bias" || f.rfind("router.", 0) == 0) && !lt.moe)
+      throw CommandError(
+          fmt::format("show: layer {} is dense (first_k_dense_replace = {}): it has "
+                      "no router, so no {}",
+                      l, s.config().first_k_dense_replace, f));
+    // b_i in force when this position was routed (eq. 16); `bias` shows today's.
+    if (f == "bias") return vec(lt.bias);
     const model::RouteResult& r = lt.router;
     if (f == "router.logits") return vec(r.logits);
     if (f == "router.scores") return vec(r.scores);
@@ -148,12 +168,12 @@ Output show(Session& s, const Args& a, const Context&) {
   Output o;
   if (a.flag("json")) {
     o.text =
-        json{{"name", name}, {"position", s.cursor()}, {"shape", t.shape}, {"values", v}}.dump(2);
+        json{{"name", name}, {"position", t.position}, {"shape", t.shape}, {"values", v}}.dump(2);
     return o;
   }
   o.text = fmt::format(
       "{}  shape {}  at position {}\n  min {:.6g}  max {:.6g}  mean {:.6g}  std {:.6g}\n", name,
-      shape_str(t.shape), s.cursor(), mn, mx, mean, sd);
+      shape_str(t.shape), t.position, mn, mx, mean, sd);
   int64_t cols = t.shape.size() == 2 ? t.shape[1] : static_cast<int64_t>(v.size());
   int64_t rows = t.shape.size() == 2 ? t.shape[0] : 1;
   for (int64_t r = 0; r < std::min<int64_t>(rows, 8); ++r) {
@@ -179,7 +199,7 @@ json trace_json(const Session& s) {
             {"logits", lt.router.logits},           {"scores", lt.router.scores},
             {"biased", lt.router.biased},           {"group_scores", lt.router.group_scores},
             {"groups_kept", lt.router.groups_kept}, {"topk_idx", lt.router.topk_idx},
-            {"topk_weight", lt.router.topk_weight}};
+            {"topk_weight", lt.router.topk_weight}, {"bias", lt.bias}};
       layers.push_back(std::move(l));
     }
     json top = json::array();
@@ -234,6 +254,8 @@ void write_safetensors(const Session& s, const std::string& path) {
       add_stacked(w, p + "router.biased", s, field(&model::RouteResult::biased));
       add_stacked(w, p + "router.group_scores", s, field(&model::RouteResult::group_scores));
       add_stacked(w, p + "router.topk_weight", s, field(&model::RouteResult::topk_weight));
+      // b_i in force at each position (eq. 16): biased = scores + bias row by row.
+      add_stacked(w, p + "bias", s, [l](const model::TokenTrace& tt) { return tt.layers[l].bias; });
       std::vector<int64_t> idx;
       int64_t k = s.config().num_experts_per_tok;
       for (const auto& tt : s.traces())
@@ -269,7 +291,8 @@ Output export_traces(Session& s, const Args& a, const Context&) {
   if (ends(".json")) {
     std::ofstream f(path);
     if (!f) throw CommandError(fmt::format("export: cannot write {}", path));
-    f << trace_json(s).dump(1) << "\n";
+    // The decoded text of byte tokens (0x80..0xFF alone) is no valid UTF-8: U+FFFD, not a throw.
+    f << trace_json(s).dump(1, ' ', false, json::error_handler_t::replace) << "\n";
     if (!f) throw CommandError(fmt::format("export: writing {} failed", path));
   } else if (ends(".safetensors")) {
     write_safetensors(s, path);
@@ -326,8 +349,8 @@ void add_query_commands(Registry& r) {
            INT64_MIN,
            INT64_MAX,
            [](const Session&) {
-             return std::vector<std::string>{"tiny", "tiny-random", "small", "v3-671b", "v2-236b",
-                                            "v2-lite-16b"};
+             return std::vector<std::string>{"tiny",    "tiny-random", "small",
+                                             "v3-671b", "v2-236b",     "v2-lite-16b"};
            }}},
          {json_flag()},
          info});
@@ -338,7 +361,8 @@ void add_query_commands(Registry& r) {
        "any traced tensor by name, with shape, statistics and a slice",
        "Names: tokens, top_next.ids, top_next.p, layer.L.attn, layer.L.cache_bytes, layer.L.bias,\n"
        "layer.L.router.{logits,scores,biased,group_scores,groups_kept,topk_idx,topk_weight};\n"
-       "prefix token.T. for another position than the cursor.",
+       "prefix token.T. for another position than the cursor. layer.L.bias is b_i as it was when\n"
+       "that position was routed (`bias` shows today's); dense layers have no router.",
        {{"NAME", ArgKind::kWord, "tensor name", "", true, {}, INT64_MIN, INT64_MAX, tensor_names}},
        {json_flag()},
        show});
@@ -346,8 +370,8 @@ void add_query_commands(Registry& r) {
   r.add({"export",
          {},
          "write the session's traces to FILE.json or FILE.safetensors",
-         "safetensors holds ids, and per layer router.* stacked over positions [T, n] and attn [T, "
-         "H, T].",
+         "safetensors holds ids, and per layer router.* and bias stacked over positions [T, n] and "
+         "attn [T, H, T].",
          {{"FILE", ArgKind::kPath, "output file (.json or .safetensors)", "", true}},
          {},
          export_traces});

@@ -93,6 +93,11 @@ Canvas logits_panel(const ExplorerView& v, int w, int h) {
       w, st::kBold);
   int chosen = v.cursor + 1 < (int)v.token_ids.size() ? v.token_ids[v.cursor + 1] : -1;
   int y = 1;
+  // Random weights, said out loud: their ranking is noise, not a language model's guess.
+  if (!v.weights_note.empty())
+    st::text_clip(c, 0, y++,
+                  fmt::format("{}: this ranking says nothing about language", v.weights_note), w,
+                  st::kWarn);
   c.text(0, y, "rank  token        id    probability", st::kLabel);
   ++y;
   int bar_w = std::max(4, w - 44);

@@ -30,6 +30,24 @@ bool contains(const std::vector<int>& v, int x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
 
+// The biases b_i in force when this token was routed (eq. 16), never today's: live balancing
+// moves the model's biases after the token, and s + b must still equal the recorded s+b. Traces
+// without a recorded bias (built by hand) give b = (s+b) - s.
+std::vector<float> bias_at(const model::Config& cfg, const model::LayerTrace& lt) {
+  if (!lt.bias.empty() || !cfg.has_correction_bias()) return lt.bias;
+  const model::RouteResult& r = lt.router;
+  std::vector<float> b(r.biased.size());
+  for (size_t i = 0; i < b.size() && i < r.scores.size(); ++i) b[i] = r.biased[i] - r.scores[i];
+  return b;
+}
+
+// A score's shade in a kept group: ░▒▓█ only, so the lowest score never looks like the `·` of a
+// dropped group (style::shade starts at `·`), with or without colour.
+char32_t score_glyph(double v) {
+  static constexpr char32_t g[4] = {U'░', U'▒', U'▓', U'█'};
+  return g[std::clamp(static_cast<int>(v * 4), 0, 3)];
+}
+
 int rank_of(const std::vector<int>& v, int x) {
   auto it = std::find(v.begin(), v.end(), x);
   return it == v.end() ? -1 : static_cast<int>(it - v.begin());
@@ -84,7 +102,7 @@ int draw_grid(Canvas& c, const ExplorerView& v, const Columns& k, int y, std::ve
         else if (!kept)
           c.put(k.x(e) + i, y, U'·', st::kDim);
         else
-          c.put(k.x(e) + i, y, st::shade(val), Style{st::heat_color(val), kDefault, kNone});
+          c.put(k.x(e) + i, y, score_glyph(val), Style{st::heat_color(val), kDefault, kNone});
       }
       if (hits) hits->push_back(Hit{k.x(e), y, k.cw, 1, Hit::kExpert, e, l});
     }
@@ -95,7 +113,8 @@ int draw_grid(Canvas& c, const ExplorerView& v, const Columns& k, int y, std::ve
     c.text(0, y++,
            fmt::format("(experts {}..{} do not fit; `route` prints all)", k.shown, k.experts - 1),
            st::kDim);
-  c.text(0, y, "● chosen   ░▒▓█ score s (low→high, per layer)   · group dropped", st::kDim);
+  st::text_clip(c, 0, y, "● chosen   ░▒▓█ score s (low→high, per layer)   · dropped group (eq. 16)",
+                c.width(), st::kDim);
   return y + 1;
 }
 
@@ -108,7 +127,8 @@ int draw_table(Canvas& c, const ExplorerView& v, const Columns& k, const model::
   double scale = 1.0;
   auto row = [&](const char* eq, const char* name, auto value_of, Style vs) {
     c.text(0, y, eq, st::kEquation);
-    c.text(5, y, name, st::kLabel);
+    // Names start at column 5; a longer one (b×100) moves left to keep a gap before the values.
+    c.text(std::min(5, k.x(0) - 1 - display_width(name)), y, name, st::kLabel);
     for (int e = 0; e < k.shown; ++e) {
       auto [text, style] = value_of(e);
       right(c, k.x(e), y, nw, text, style.fg == kDefault && style.attr == kNone ? vs : style);
@@ -121,15 +141,17 @@ int draw_table(Canvas& c, const ExplorerView& v, const Columns& k, const model::
         return std::pair{st::fit_num(r.scores[e], nw), Style{}};
       },
       st::kPlain);
-  const std::vector<float>& bias =
-      lt.layer < (int)v.bias.size() ? v.bias[lt.layer] : std::vector<float>{};
+  const std::vector<float> bias = bias_at(cfg, lt);
   if (!bias.empty()) {
     float mx = 0;
     for (float b : bias) mx = std::max(mx, std::fabs(b));
-    scale = (mx < 0.1f && nw <= 4) ? 100.0 : 1.0;
-    const char* name = "b";
+    // Cells of 3-4 characters print -0.14 as "-.1", so s + b would not add up to the s+b row:
+    // below 1, b×100 keeps two decimals ("-14"), as s and s+b have.
+    scale = (mx < 1.0f && nw <= 4) ? 100.0 : 1.0;
+    // The scale sits in the row label (as the Load panel's `b×100`), never on a line of its own
+    // that a short panel cuts.
     row(
-        "", name,
+        "", scale == 100.0 ? "b×100" : "b",
         [&](int e) {
           double b = bias[e] * scale;
           return std::pair{st::fit_num(b, nw), b > 0   ? st::kGood
@@ -173,8 +195,8 @@ int draw_table(Canvas& c, const ExplorerView& v, const Columns& k, const model::
       st::kBold);
   std::string why =
       cfg.has_correction_bias()
-          ? fmt::format("s+b only picks the experts; the weights use s: g = s/Σs × {}{}",
-                        cfg.routed_scaling_factor, scale == 100.0 ? " (b shown ×100)" : "")
+          ? fmt::format("s+b only picks the experts; the weights use s: g = s/Σs × {}",
+                        cfg.routed_scaling_factor)
           : fmt::format("weights g = s{} × {}", cfg.norm_topk_prob ? "/Σs" : "",
                         cfg.routed_scaling_factor);
   st::text_clip(c, 0, y++, why, c.width(), st::kDim);
@@ -184,6 +206,7 @@ int draw_table(Canvas& c, const ExplorerView& v, const Columns& k, const model::
 // Narrow fallback: the chosen experts as a list.
 int draw_list(Canvas& c, const ExplorerView& v, const model::LayerTrace& lt, int y) {
   const model::RouteResult& r = lt.router;
+  const std::vector<float> bias = bias_at(*v.config, lt);
   if (!r.groups_kept.empty()) {
     std::string g = "groups kept (top-2 sum of s+b):";
     for (int x : r.groups_kept) g += fmt::format(" g{} ({:.3f})", x, r.group_scores[x]);
@@ -191,8 +214,7 @@ int draw_list(Canvas& c, const ExplorerView& v, const model::LayerTrace& lt, int
   }
   for (size_t i = 0; i < r.topk_idx.size(); ++i) {
     int e = r.topk_idx[i];
-    float b =
-        lt.layer < (int)v.bias.size() && !v.bias[lt.layer].empty() ? v.bias[lt.layer][e] : 0.f;
+    float b = e < (int)bias.size() ? bias[e] : 0.f;
     std::string s =
         fmt::format("#{} expert {:>3}  (15) s={:.3f}  b={:+.4f}  (16) s+b={:.3f}  (13) g={:.3f}",
                     i + 1, e, r.scores[e], b, r.biased[e], r.topk_weight[i]);

@@ -192,7 +192,10 @@ Mat moe(const Ctx& ctx, const MoeWeights& m, const Mat& x, std::vector<LayerTrac
     RouteResult r = route(c, {logits.row(t).data(), static_cast<size_t>(E)}, bias, ctx.opt.router);
     for (size_t j = 0; j < r.topk_idx.size(); ++j)
       routed[r.topk_idx[j]].push_back({t, r.topk_weight[j]});
-    if (traces[t]) traces[t]->router = std::move(r);
+    if (traces[t]) {
+      traces[t]->router = std::move(r);
+      traces[t]->bias.assign(bias.begin(), bias.end());  // b_i as used by eq. (16) just now
+    }
   }
   std::vector<Mat> outs(E);
   const int64_t work = T * c.num_experts_per_tok * x.cols() * c.moe_intermediate_size * 3;

@@ -16,6 +16,10 @@ struct LayerTrace {
   int64_t cache_bytes = 0;               // this layer's KV cache after the token, float32 bytes
   int64_t cache_elements_per_token = 0;  // elements cached per token by the active attention form
   RouteResult router;                    // empty for dense layers
+  // The correction biases b_i in force when this token was routed (eq. 16): live balancing moves
+  // the model's biases later, so a view of this token reads b here, never today's. Empty for
+  // dense layers and models without a correction bias (V2). router.biased = router.scores + bias.
+  std::vector<float> bias;
   std::vector<std::vector<float>> attn;  // [heads][positions 0..t] softmax weights of this token
 };
 

@@ -55,6 +55,7 @@ inline Fixture make_fixture(int positions = 12, int cursor = 9) {
         std::vector<float> logits(E);
         for (int e = 0; e < E; ++e) logits[e] = std::sin(0.7f * e + 1.3f * t + 0.5f * l);
         lt.router = model::route(f.cfg, logits, bias[l]);
+        lt.bias = bias[l];  // the biases in force at this position, as the model records them
       }
       for (int h = 0; h < H; ++h) {
         std::vector<float> w(t + 1);
