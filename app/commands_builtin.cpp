@@ -246,7 +246,7 @@ void add_session_commands(Registry& r) {
            "the setting",
            "",
            true,
-           {"attn", "temperature", "top_p", "seed", "topk", "colour"}},
+           {"attn", "temperature", "top_p", "seed", "topk", "colour", "color"}},
           {"VALUE",
            ArgKind::kWord,
            "its new value",
@@ -291,7 +291,7 @@ void add_session_commands(Registry& r) {
              s.sampling().seed = static_cast<uint64_t>(number("an integer"));
            } else if (k == "topk") {
              s.set_top_k(static_cast<int>(number("an integer")));
-           } else if (k == "colour") {
+           } else if (k == "colour" || k == "color") {  // either spelling
              if (v != "auto" && v != "256" && v != "8" && v != "mono")
                throw CommandError("set colour: must be auto, 256, 8 or mono");
              s.settings().colour = v;

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <vector>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -218,10 +219,15 @@ Output yarn(Session&, const Args& a, const Context&) {
                                  : blocks[std::clamp(static_cast<int>(std::round(r * 8)), 1, 8)]);
   }
   s += fmt::format("\n  {:>4} {:>14} {:>11} {:>6}  {}\n", "pair", "wavelength", "f'/f", "ramp", "");
-  for (int p :
-       {0, static_cast<int>(t.low), (static_cast<int>(t.low) + static_cast<int>(t.high)) / 2,
-        static_cast<int>(t.high), pairs - 1}) {
-    p = std::clamp(p, 0, pairs - 1);
+  // Sample pairs: the first, the ramp's ends and middle, the last; each once (the ramp may
+  // start at pair 0).
+  std::vector<int> sampled;
+  for (int p : {0, static_cast<int>(t.low), (static_cast<int>(t.low) + static_cast<int>(t.high)) / 2,
+                static_cast<int>(t.high), pairs - 1})
+    sampled.push_back(std::clamp(p, 0, pairs - 1));
+  std::sort(sampled.begin(), sampled.end());
+  sampled.erase(std::unique(sampled.begin(), sampled.end()), sampled.end());
+  for (int p : sampled) {
     double wl = 2 * M_PI / t.base_freq[p];
     s += fmt::format(
         "  {:>4} {:>14.1f} {:>11.4f} {:>6.2f}  {}\n", p, wl, t.inv_freq[p] / t.base_freq[p],

@@ -90,8 +90,9 @@ struct Lesson {
 Lesson parse_lesson(std::string_view text, const std::string& path);
 Lesson load_lesson(const std::string& path);
 
-// Where lessons live: $DSV3_LESSONS, else lessons/ next to or above the executable, else the
-// source tree's lessons/, else ./lessons. Throws LessonError when none exists.
+// Where lessons live: $DSV3_LESSONS, else lessons/ in model::data_dir() ($DSV3_DATA_DIR, the
+// install's share/dsv3, or the source tree for a build-tree binary). Throws LessonError when
+// none exists.
 std::string lessons_dir();
 // The lesson files of a folder, sorted by name.
 std::vector<std::string> lesson_files(const std::string& dir);
