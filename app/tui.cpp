@@ -30,7 +30,7 @@ const std::vector<viz::KeyHelp>& key_table() {
       {"Home End", "first / last computed position"},
       {"↑ ↓  k j", "select the layer shown in detail"},
       {"[ ]", "select the previous / next expert"},
-      {"Tab S-Tab", "next / previous panel"},
+      {"Tab S-Tab  z", "next / previous panel; z: active panel alone, full width"},
       {"1 … 8", "Routing, Load, KV, Attention, Pipeline, Logits, MTP, FP8"},
       {"g", "generate 16 tokens (any key stops; :generate N for more)"},
       {"a", "toggle attention: absorbed (caches c^KV, k^R) / naive (K, V)"},
@@ -652,6 +652,11 @@ bool Tui::handle_key(wint_t key, bool fn) {
       mode_ = Mode::kFind;
       input_.clear();
       pos_ = 0;
+      break;
+    case 'z':
+      st_.full = !st_.full;
+      say(st_.full ? "z: the active panel alone, full width (z again: the 4-panel layout)"
+                   : "z: the 4-panel layout where the terminal is 160x36 or larger");
       break;
     case 'n':
       if (last_find_.empty())

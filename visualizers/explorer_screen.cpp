@@ -281,7 +281,7 @@ Screen compose_screen(const ExplorerView& v, const ScreenState& s, int w, int h)
   offset_hits(local, out.hits, 2, 3);
   // Panels.
   int top = 5, mh = h - top - 1;
-  if (w >= 160 && mh >= 30) {
+  if (w >= 160 && mh >= 30 && !s.full) {
     // A 2x2 grid: the active panel top left, three companions around it.
     int lw = w / 2;
     int lh = std::min(mh - 12, std::max(24, mh * 11 / 20));

@@ -29,6 +29,7 @@ struct Popup {
 
 struct ScreenState {
   Panel active = Panel::kRouting;
+  bool full = false;  // `z`: the active panel alone, full width, even where four would fit
   bool help = false;
   const std::vector<KeyHelp>* keys = nullptr;  // the help overlay's table
   std::string message;                         // last result or error, one line

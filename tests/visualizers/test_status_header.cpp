@@ -52,3 +52,23 @@ TEST(Header, SaysWhenLiveBalancingIsOn) {
 
 }  // namespace
 }  // namespace dsv3::viz
+
+namespace dsv3::viz {
+namespace {
+
+// `z` (ScreenState::full): at 160x48 the active panel takes the whole width instead of the 2x2
+// grid of four panels.
+TEST(Layout, FullWidthShowsTheActivePanelAlone) {
+  const auto f = testing::make_fixture();
+  ScreenState st;
+  st.active = Panel::kRouting;
+  const std::string grid = render_plain(compose_screen(f.view(), st, 160, 48).canvas);
+  EXPECT_NE(grid.find("6 Logits ─"), std::string::npos) << grid;  // a companion panel's frame
+  st.full = true;
+  const std::string full = render_plain(compose_screen(f.view(), st, 160, 48).canvas);
+  EXPECT_EQ(full.find("6 Logits ─"), std::string::npos) << full;
+  EXPECT_NE(full.find("1 Routing ─"), std::string::npos) << full;
+}
+
+}  // namespace
+}  // namespace dsv3::viz
