@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 namespace dsv3::viz {
 namespace {
@@ -52,11 +53,39 @@ Canvas draw_fp8_panel(const fp8::LayerFp8View& v, int width, int height) {
                      e.mean_signed),
          st);
   }
-  if (v.in_features <= 128) {
-    line(fmt::format("K = {} <= 128: one promotion block, so N_C changes nothing here",
+  // What N_C changes here, read off the rows themselves (never claimed, always checked): rows
+  // with the same error are the same computation for this K.
+  auto same = [](const fp8::AccumError& a, const fp8::AccumError& b) {
+    return a.accum_rel == b.accum_rel && a.total_rel == b.total_rel &&
+           a.mean_signed == b.mean_signed;
+  };
+  std::vector<const fp8::AccumError*> h100;
+  for (const auto& e : v.errors)
+    if (e.label.rfind("h100", 0) == 0) h100.push_back(&e);
+  bool all_same = !h100.empty();
+  for (const auto* e : h100) all_same = all_same && same(*e, *h100.front());
+  auto row = [&](const char* label) -> const fp8::AccumError* {
+    for (const auto& e : v.errors)
+      if (e.label == label) return &e;
+    return nullptr;
+  };
+  const fp8::AccumError *nc32 = row("h100 N_C=32"), *nc128 = row("h100 N_C=128"),
+                        *nopro = row("h100 no promotion");
+  if (h100.size() > 1 && all_same) {
+    line(fmt::format("K = {}: every h100 row is the same, so N_C changes nothing here",
                      v.in_features),
          kDimmed);
     line("(`load small` has K = 1024; `fp8-accum` shows K = 4096)", kDimmed);
+  } else if (v.in_features <= 128 && nc128) {
+    line(fmt::format("K = {} <= 128: N_C=128 is one chain{}", v.in_features,
+                     !nopro                ? ""
+                     : same(*nc128, *nopro) ? ", the same as no promotion"
+                                            : "; no promotion differs by its per-tensor scales"),
+         kDimmed);
+    line(!nc32                    ? "(`load small` has K = 1024; `fp8-accum` shows K = 4096)"
+         : !same(*nc32, *nc128) ? "N_C=32 promotes every 32 inside it (`load small`: K = 1024)"
+                                : "N_C=32 gives the same as N_C=128 here (`load small`: K = 1024)",
+         kDimmed);
   } else {
     line(fmt::format("K = {} = {} blocks of 128: each tensor-core chain keeps 13 fraction bits;",
                      v.in_features, (v.in_features + 127) / 128),

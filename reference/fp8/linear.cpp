@@ -206,33 +206,122 @@ PrecisionRow compare_logits(const Mat& reference, const Mat& test) {
   return r;
 }
 
+namespace {
+
+// Per-position squared logit error and squared reference norm.
+void position_errors(const Mat& ref, const Mat& test, std::vector<double>& num,
+                     std::vector<double>& den) {
+  num.resize(static_cast<size_t>(ref.rows()));
+  den.resize(static_cast<size_t>(ref.rows()));
+  for (int64_t t = 0; t < ref.rows(); ++t) {
+    num[static_cast<size_t>(t)] = (test.row(t) - ref.row(t)).cast<double>().squaredNorm();
+    den[static_cast<size_t>(t)] = ref.row(t).cast<double>().squaredNorm();
+  }
+}
+
+// Standard error of sqrt(sum num / sum den) when the positions are a sample: a bootstrap over
+// positions, deterministic (splitmix64, fixed seed).
+double bootstrap_se(const std::vector<double>& num, const std::vector<double>& den) {
+  const size_t n = num.size();
+  if (n < 2) return 0.0;
+  uint64_t state = 0x5EED;
+  auto next = [&state] {
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  };
+  constexpr int kResamples = 400;
+  double sum = 0, sum2 = 0;
+  for (int b = 0; b < kResamples; ++b) {
+    double a = 0, d = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const size_t k = static_cast<size_t>(next() % n);
+      a += num[k];
+      d += den[k];
+    }
+    const double r = d > 0 ? std::sqrt(a / d) : 0.0;
+    sum += r;
+    sum2 += r * r;
+  }
+  const double mean = sum / kResamples;
+  return std::sqrt(std::max(0.0, sum2 / kResamples - mean * mean));
+}
+
+// Chosen experts per (position, layer) as sets; empty for dense layers.
+std::vector<std::vector<std::vector<int>>> routing_of(const model::Trace& tr) {
+  std::vector<std::vector<std::vector<int>>> out;
+  for (const model::TokenTrace& t : tr.tokens) {
+    auto& per_layer = out.emplace_back();
+    for (const model::LayerTrace& l : t.layers) {
+      std::vector<int> e = l.router.topk_idx;
+      std::sort(e.begin(), e.end());
+      per_layer.push_back(std::move(e));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<PrecisionRow> compare_precisions(const model::Model& m, std::span<const int32_t> ids,
                                              const std::vector<PrecisionMode>& modes,
                                              std::shared_ptr<const io::Checkpoint> checkpoint) {
-  auto run = [&](const model::ForwardOptions& opt) {
+  auto run = [&](model::ForwardOptions opt, model::Trace* trace) {
     model::KVCache cache = m.new_cache(model::AttnImpl::kNaive);
+    opt.trace = trace;
     return m.forward(ids, cache, opt);
   };
-  auto run_fp8 = [&](const Fp8LinearOptions& o) {
+  auto run_fp8 = [&](const Fp8LinearOptions& o, model::Trace* trace) {
     model::ForwardOptions opt;
     opt.linear = make_linear_hook(o, checkpoint);
-    return run(opt);
+    return run(opt, trace);
   };
-  const Mat ref = run({});
+  model::Trace ref_trace;
+  ref_trace.top_k = 0;
+  const Mat ref = run({}, &ref_trace);
+  const auto ref_routes = routing_of(ref_trace);
   std::map<Scaling, Mat> exact;  // FP8 with exact accumulation, per scaling
   std::vector<PrecisionRow> rows;
+  std::vector<double> num, den;
   for (const PrecisionMode& mode : modes) {
-    const Mat logits = run_fp8(mode.options);
+    model::Trace trace;
+    trace.top_k = 0;
+    const Mat logits = run_fp8(mode.options, &trace);
     PrecisionRow r = compare_logits(ref, logits);
     r.label = mode.label;
     if (!exact.count(mode.options.scaling)) {
       Fp8LinearOptions e = mode.options;
       e.gemm = {Accum::kExact, kTile};
-      exact[mode.options.scaling] = mode.options.gemm.accum == Accum::kExact ? logits : run_fp8(e);
+      exact[mode.options.scaling] =
+          mode.options.gemm.accum == Accum::kExact ? logits : run_fp8(e, nullptr);
     }
     const Mat& ex = exact[mode.options.scaling];
-    const double den = ex.cast<double>().norm();
-    r.accum_rel_error = den > 0 ? (logits - ex).cast<double>().norm() / den : 0.0;
+    const double exn = ex.cast<double>().norm();
+    r.accum_rel_error = exn > 0 ? (logits - ex).cast<double>().norm() / exn : 0.0;
+
+    position_errors(ref, logits, num, den);
+    r.rel_error_se = bootstrap_se(num, den);
+    const auto routes = routing_of(trace);
+    int64_t decisions = 0, flips = 0;
+    double same_num = 0, same_den = 0;
+    for (size_t t = 0; t < routes.size() && t < ref_routes.size(); ++t) {
+      bool same = true;
+      for (size_t l = 0; l < routes[t].size() && l < ref_routes[t].size(); ++l) {
+        if (ref_routes[t][l].empty()) continue;
+        ++decisions;
+        if (routes[t][l] != ref_routes[t][l]) {
+          ++flips;
+          same = false;
+        }
+      }
+      if (same) {
+        same_num += num[t];
+        same_den += den[t];
+      }
+    }
+    r.route_flips = decisions > 0 ? static_cast<double>(flips) / static_cast<double>(decisions) : 0;
+    r.rel_error_same_routing = same_den > 0 ? std::sqrt(same_num / same_den) : 0.0;
     rows.push_back(std::move(r));
   }
   return rows;

@@ -89,12 +89,20 @@ struct PrecisionRow {
   std::string label;     // e.g. "h100 N_C=128 (tile)"
   double rel_error = 0;  // ||L_fp8 - L_fp32||_F / ||L_fp32||_F
   // ||L_mode - L_exact||_F / ||L_exact||_F against FP8 with exact accumulation and the same
-  // scaling: the part of the error that the accumulation alone adds.
+  // scaling. Not the accumulation error itself in an MoE model: a change this small still flips
+  // expert choices that were near ties, and the flipped positions dominate the difference.
   double accum_rel_error = 0;
   double top1_agreement = 0;  // fraction of positions whose argmax is unchanged
   double kl_mean = 0;         // mean over positions of KL(p_fp32 || p_fp8), nats
   double kl_max = 0;
   int64_t positions = 0;
+  // Filled by compare_precisions (0 from compare_logits):
+  // fraction of (position, MoE layer) routing decisions whose expert set differs from float32;
+  double route_flips = 0;
+  // rel_error over the positions whose routing matches float32 in every layer (0 when none);
+  double rel_error_same_routing = 0;
+  // the standard error of rel_error from the sample of positions (bootstrap over positions).
+  double rel_error_se = 0;
 };
 
 struct PrecisionMode {
@@ -105,7 +113,9 @@ struct PrecisionMode {
 std::vector<PrecisionMode> default_precision_modes();
 
 // Runs `ids` as one prefill in float32 and in each mode; the checkpoint, when given, supplies
-// stored FP8 weights.
+// stored FP8 weights. The reference is the float32 forward of the same weights (a checkpoint
+// stored in FP8 is dequantized on load), so the error is activation quantization plus
+// accumulation, amplified wherever a perturbed router picks other experts.
 std::vector<PrecisionRow> compare_precisions(
     const model::Model& m, std::span<const int32_t> ids, const std::vector<PrecisionMode>& modes,
     std::shared_ptr<const io::Checkpoint> checkpoint = nullptr);

@@ -149,6 +149,15 @@ TEST(Fp8Linear, ComparisonReportCoversEveryAccumulationChoice) {
     EXPECT_GE(r.kl_mean, 0.0);
     EXPECT_GE(r.kl_max, r.kl_mean);
   }
+  for (const PrecisionRow& r : rows) {
+    EXPECT_GE(r.route_flips, 0.0) << r.label;
+    EXPECT_LE(r.route_flips, 1.0) << r.label;
+    EXPECT_GT(r.rel_error_se, 0.0) << r.label;  // a sample of positions has an error bar
+    EXPECT_LT(r.rel_error_se, r.rel_error) << r.label;
+    if (r.route_flips == 0.0) {
+      EXPECT_NEAR(r.rel_error_same_routing, r.rel_error, 1e-9) << r.label;
+    }
+  }
   EXPECT_EQ(rows[0].accum_rel_error, 0.0);                      // exact against itself
   EXPECT_LT(rows[1].accum_rel_error, 1e-5);                     // fp32 accumulation is nearly exact
   EXPECT_GT(rows[3].accum_rel_error, rows[1].accum_rel_error);  // the tensor core truncates

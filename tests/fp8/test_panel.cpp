@@ -44,5 +44,42 @@ TEST(Fp8Panel, DrawsEverySection) {
   EXPECT_EQ(viz::draw_fp8_panel(v, 20, 5).height(), 5);
 }
 
+// Issue 16: the panel said "N_C changes nothing here" for every K <= 128, above rows where N_C=32
+// and N_C=128 differ. It may say so only when the rows are identical.
+TEST(Fp8Panel, SaysNcChangesNothingOnlyWhenTheRowsAgree) {
+  const RowVec x = random_matrix(1, 64, Dist::kRandn, 5).row(0);
+  const Mat w = random_matrix(32, 64, Dist::kRandn, 6);
+  const LayerFp8View v = analyze_layer(x, w, "model.layers.1.mlp.experts.0.gate_proj.weight");
+  ASSERT_NE(v.errors[1].accum_rel, v.errors[2].accum_rel);  // N_C=32 promotes inside K = 64
+  const std::string s = viz::render_plain(viz::draw_fp8_panel(v, 90, 30));
+  EXPECT_EQ(s.find("changes nothing"), std::string::npos) << s;
+  EXPECT_NE(s.find("N_C=32 promotes every 32 inside it"), std::string::npos) << s;
+  EXPECT_NE(s.find("N_C=128 is one chain, the same as no promotion"), std::string::npos) << s;
+
+  // K = 16: one 32-element block for every N_C, one tile and one weight block: all rows agree.
+  const RowVec x16 = random_matrix(1, 16, Dist::kRandn, 7).row(0);
+  const Mat w16 = random_matrix(8, 16, Dist::kRandn, 8);
+  const LayerFp8View v16 = analyze_layer(x16, w16, "model.layers.0.self_attn.q_a_proj.weight");
+  for (size_t i = 2; i < v16.errors.size(); ++i)
+    ASSERT_EQ(v16.errors[i].accum_rel, v16.errors[1].accum_rel) << v16.errors[i].label;
+  const std::string s16 = viz::render_plain(viz::draw_fp8_panel(v16, 90, 30));
+  EXPECT_NE(s16.find("every h100 row is the same, so N_C changes nothing here"), std::string::npos)
+      << s16;
+
+  // K = 96 with 200 outputs: per-tensor weight scaling differs from the 128x128 blocks, so no
+  // promotion is not N_C=128 here, and the panel says why.
+  const RowVec x96 = random_matrix(1, 96, Dist::kRandn, 9).row(0);
+  Mat w96 = random_matrix(200, 96, Dist::kRandn, 10);
+  w96.row(150) *= 50.0f;  // an outlier row in the second weight block
+  const LayerFp8View v96 = analyze_layer(x96, w96, "model.layers.0.self_attn.o_proj.weight");
+  const std::string s96 = viz::render_plain(viz::draw_fp8_panel(v96, 90, 30));
+  if (v96.errors[2].accum_rel != v96.errors[3].accum_rel ||
+      v96.errors[2].total_rel != v96.errors[3].total_rel) {
+    EXPECT_NE(s96.find("no promotion differs by its per-tensor scales"), std::string::npos) << s96;
+  } else {
+    EXPECT_NE(s96.find("the same as no promotion"), std::string::npos) << s96;
+  }
+}
+
 }  // namespace
 }  // namespace dsv3::fp8
