@@ -327,7 +327,10 @@ Output info(Session& s, const Args& a, const Context&) {
       c.n_shared_experts, c.num_experts_per_tok, c.topk_group, c.n_group, c.moe_intermediate_size,
       c.scoring_func == model::ScoringFunc::kSigmoid ? "sigmoid" : "softmax",
       c.has_correction_bias() ? " + correction bias (aux-loss-free)" : "", c.routed_scaling_factor,
-      kv.front().per_token_layer, kv.back().per_token_layer, c.num_nextn_predict_layers,
+      kv.front().per_token_layer,
+      std::find_if(kv.begin(), kv.end(), [](const auto& f) { return f.name == "MHA"; })
+          ->per_token_layer,
+      c.num_nextn_predict_layers,
       c.max_position_embeddings);
   return o;
 }
