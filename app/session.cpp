@@ -227,8 +227,9 @@ std::vector<pipeline::SimResult> simulate_all(int ranks, int micro) {
 
 viz::Canvas Session::pipeline_canvas(int w, int h) const {
   namespace st = viz::style;
-  std::string key = fmt::format("{}/{}/{}/{}/{}", settings_.schedule, settings_.ranks,
-                                settings_.micro_batches, w, settings_.pipeline_time);
+  std::string key =
+      fmt::format("{}/{}/{}/{}/{}/{}", settings_.schedule, settings_.ranks, settings_.micro_batches,
+                  w, settings_.pipeline_time, settings_.pipeline_zoom);
   if (key != pipeline_key_) {
     auto sched =
         pipeline::build_schedule(settings_.schedule, settings_.ranks, settings_.micro_batches);
@@ -250,6 +251,7 @@ viz::Canvas Session::pipeline_canvas(int w, int h) const {
     o.bubble_scale = pipeline_bubble_scale_;
     o.memory_scale = pipeline_memory_scale_;
     if (settings_.pipeline_time >= 0) o.cursor = std::min(settings_.pipeline_time, r.makespan);
+    o.columns_per_unit = settings_.pipeline_zoom;  // + - on the panel; the window follows o.cursor
     viz::Canvas t = viz::draw_pipeline_timeline(r, o);
     viz::Canvas c(t.width(), t.height() + 3);
     c.blit(t, 0, 0);
@@ -258,7 +260,8 @@ viz::Canvas Session::pipeline_canvas(int w, int h) const {
         o.cursor ? fmt::format("time {:g} of {:g}", *o.cursor, r.makespan) : "no time cursor";
     st::text_clip(
         c, 0, y++,
-        fmt::format("{} · , . ±1  < > ±10 · s: next schedule (bars share one scale)", where),
+        fmt::format("{} · , . ±1  < > ±10 · + - zoom · s: next schedule (bars share one scale)",
+                    where),
         c.width(), st::kLabel);
     st::text_clip(c, 0, y,
                   "`pipeline SCHED RANKS MICRO --time T` · `dsv3 pipeline compare` (Table 2)",

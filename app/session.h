@@ -37,6 +37,7 @@ struct Settings {
   int ranks = 8;
   int micro_batches = 20;
   double pipeline_time = -1;  // the pipeline panel's time cursor, in F units (-1: none)
+  int pipeline_zoom = 0;      // columns per time unit (0: fit; wider shows a window)
   // The MTP panel: drafts per speculative step (D; depths beyond the trained modules reuse them).
   int mtp_depth = 1;
   // A stand-in for a trained MTP module (random weights draft almost nothing right): with

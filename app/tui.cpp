@@ -34,7 +34,7 @@ const std::vector<viz::KeyHelp>& key_table() {
       {"1 … 8", "Routing, Load, KV, Attention, Pipeline, Logits, MTP, FP8"},
       {"g", "generate 16 tokens (any key stops; :generate N for more)"},
       {"a", "toggle attention: absorbed (caches c^KV, k^R) / naive (K, V)"},
-      {"b  + -", "Load: balancing on/off, γ up/down (MTP panel: + - draft depth)"},
+      {"b  + -", "Load: balancing, γ up/down; MTP: + - draft depth; Pipeline: + - zoom"},
       {"m", "MTP: one speculative step (draft, verify in one pass, accept)"},
       {", . < > s", "Pipeline: time cursor ±1 / ±10, next schedule; FP8: , . linear"},
       {":", "command prompt: Tab completes, ↑↓ history; :lesson N plays lesson N"},
@@ -143,7 +143,7 @@ std::string Tui::hints() const {
     case viz::Panel::kLoad:
       return "b balancing  + - γ  → step  Tab panel  ? help  q quit";
     case viz::Panel::kPipeline:
-      return ", . < > time  s schedule  Tab panel  ? help  q quit";
+      return ", . < > time  + - zoom  s schedule  Tab panel  ? help  q quit";
     case viz::Panel::kMtp:
       return "m spec step  + - depth  Tab panel  ? help  q quit";
     case viz::Panel::kFp8:
@@ -410,8 +410,18 @@ void Tui::adjust(int dir) {
     say(fmt::format("draft depth D = {} (the next speculative step starts afresh)", d));
     return;
   }
+  if (st_.active == viz::Panel::kPipeline) {
+    // Zoom: columns per time unit (0 = fit the panel); past the panel's width a window
+    // follows the time cursor.
+    int z = std::clamp(s_.settings().pipeline_zoom + dir, 0, 6);
+    s_.settings().pipeline_zoom = z;
+    say(z == 0 ? std::string("zoom: fit the panel")
+               : fmt::format("zoom: {} column{} per time unit", z, z == 1 ? "" : "s"));
+    return;
+  }
   if (st_.active != viz::Panel::kLoad) {
-    say("+ - change γ on the Load panel (2) and the draft depth on the MTP panel (7)");
+    say("+ - change γ on the Load panel (2), the draft depth on the MTP panel (7) and the zoom "
+        "on the Pipeline panel (5)");
     return;
   }
   s_.set_gamma(next_gamma(s_.gamma(), dir));
