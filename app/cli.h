@@ -21,18 +21,18 @@ struct ExitStatus {
   int code;
 };
 
-void add_train_commands(CLI::App& app);     // grad, train                    (cli_train.cpp)
-void add_model_commands(CLI::App& app);     // forward, generate, demo        (cli_model.cpp)
-void add_info_commands(CLI::App& app);      // info                           (cli_info.cpp)
-void add_fp8_commands(CLI::App& app);       // fp8 ...                          (cli_fp8.cpp)
-void add_pipeline_commands(CLI::App& app);  // pipeline ...                     (cli_pipeline.cpp)
-void add_balance_commands(CLI::App& app);   // balance ...                      (cli_balance.cpp)
-void add_mtp_commands(CLI::App& app);       // mtp-loss, mtp-demo               (cli_mtp.cpp)
-void add_explore_commands(CLI::App& app);   // explore, repl, exec              (cli_explore.cpp)
-void add_lesson_commands(CLI::App& app);    // lesson [N] [--plain]             (cli_lesson.cpp)
+void add_train_commands(CLI::App& app);      // grad, train                    (cli_train.cpp)
+void add_model_commands(CLI::App& app);      // forward, generate, demo        (cli_model.cpp)
+void add_info_commands(CLI::App& app);       // info                           (cli_info.cpp)
+void add_fp8_commands(CLI::App& app);        // fp8 ...                          (cli_fp8.cpp)
+void add_pipeline_commands(CLI::App& app);   // pipeline ...                     (cli_pipeline.cpp)
+void add_balance_commands(CLI::App& app);    // balance ...                      (cli_balance.cpp)
+void add_mtp_commands(CLI::App& app);        // mtp-loss, mtp-demo               (cli_mtp.cpp)
+void add_explore_commands(CLI::App& app);    // explore, repl, exec              (cli_explore.cpp)
+void add_lesson_commands(CLI::App& app);     // lesson [N] [--plain]             (cli_lesson.cpp)
 void add_tokenizer_commands(CLI::App& app);  // tokenizer ..., tokenize         (cli_tokenizer.cpp)
-void add_eval_commands(CLI::App& app);      // eval, experts                    (cli_eval.cpp)
-void add_export_commands(CLI::App& app);    // export                           (cli_export.cpp)
+void add_eval_commands(CLI::App& app);       // eval, experts                    (cli_eval.cpp)
+void add_export_commands(CLI::App& app);     // export                           (cli_export.cpp)
 
 // The explorer on the built-in tiny model (a text summary when there is no terminal).
 int run_explorer_default();

@@ -43,14 +43,7 @@ struct TextFile {
 std::unique_ptr<TextFile> read_text(const std::string& path) {
   auto t = std::make_unique<TextFile>();
   t->path = path;
-  std::error_code ec;
-  if (!fs::exists(path, ec)) throw UsageError(fmt::format("--text {}: no such file", path));
-  if (fs::is_directory(path, ec))
-    throw UsageError(fmt::format("--text {}: is a directory, give a text file", path));
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw UsageError(fmt::format("--text {}: cannot read the file", path));
-  t->bytes.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-  if (f.bad()) throw UsageError(fmt::format("--text {}: cannot read the file", path));
+  t->bytes = read_file_arg("--text " + path, path);
   t->docs = io::split_documents(t->bytes);
   if (t->docs.empty())
     throw UsageError(fmt::format("--text {}: the text is empty (no document to run)", path));

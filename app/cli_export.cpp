@@ -1,8 +1,8 @@
 // dsv3 export: a checkpoint in another storage format (the released checkpoint's FP8 mix, BF16,
 // or float32), e.g. to ship a trained model the way real checkpoints are stored.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <filesystem>
 #include <memory>
 
@@ -30,8 +30,8 @@ void run_export(const ExportArgs& a) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(fmt::format("--format: {}", e.what()));
   }
-  if (fs::exists(a.out) && fs::exists(model::resolve_model_path(a.model)) &&
-      fs::equivalent(a.out, model::resolve_model_path(a.model)))
+  const fs::path src = model::resolve_model_path(a.model);
+  if (fs::exists(a.out) && fs::exists(src) && fs::equivalent(a.out, src))
     throw UsageError("--out must differ from --model (the source would be overwritten)");
   model::Model m = load_model(a.model, 0);
   try {
@@ -39,7 +39,6 @@ void run_export(const ExportArgs& a) {
   } catch (const io::FormatError& e) {
     throw UsageError(e.what());
   }
-  const fs::path src = model::resolve_model_path(a.model);
   const fs::path tok = src / "tokenizer.json";
   if (fs::is_directory(src) && fs::exists(tok)) {
     std::error_code ec;
@@ -57,11 +56,11 @@ void run_export(const ExportArgs& a) {
 
 void add_export_commands(CLI::App& app) {
   auto a = std::make_shared<ExportArgs>();
-  CLI::App* e = app.add_subcommand(
-      "export", "Write a checkpoint in a storage format: fp8 (as DeepSeek-V3 ships: E4M3 "
-                "projections with 128x128 weight_scale_inv, BF16 rest), bf16 or f32");
-  e->add_option("--model", a->model, "Checkpoint folder, config.json or built-in name")
-      ->required();
+  CLI::App* e =
+      app.add_subcommand("export",
+                         "Write a checkpoint in a storage format: fp8 (as DeepSeek-V3 ships: E4M3 "
+                         "projections with 128x128 weight_scale_inv, BF16 rest), bf16 or f32");
+  e->add_option("--model", a->model, "Checkpoint folder, config.json or built-in name")->required();
   e->add_option("--format", a->format, "fp8 | bf16 | f32")
       ->check(CLI::IsMember({"fp8", "bf16", "f32"}))
       ->capture_default_str();

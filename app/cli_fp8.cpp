@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "app/cli.h"
+#include "app/cli_model.h"
 #include "reference/fp8/analysis.h"
 #include "reference/fp8/format.h"
 #include "reference/fp8/gemm.h"
@@ -193,8 +194,7 @@ void add_encode(CLI::App& fp8) {
   };
   auto a = std::make_shared<Args>();
   auto* cmd = fp8.add_subcommand(
-      "encode",
-      "Round float32 values to FP8 codes (nearest even), under both overflow policies");
+      "encode", "Round float32 values to FP8 codes (nearest even), under both overflow policies");
   cmd->add_option("--format", a->format, "e4m3 (OCP E4M3FN) or e5m2")->capture_default_str();
   cmd->add_option("--policy", a->policy,
                   "both (a labelled table), sat (clamp to +-max) or nonsat (NaN for e4m3, Inf "
@@ -419,20 +419,14 @@ void add_model_error(CLI::App& fp8) {
     if (!a->prompt.empty() || !a->text.empty()) {
       std::string body = a->prompt;
       if (!a->text.empty()) {
-        std::ifstream in(a->text, std::ios::binary);
-        if (!in || std::filesystem::is_directory(a->text))
-          throw UsageError(fmt::format("--text {}: cannot read the file", a->text));
-        std::stringstream ss;
-        ss << in.rdbuf();
-        body = ss.str();
+        body = read_file_arg("--text " + a->text, a->text);
         source = fmt::format("text of {}", a->text);
       } else {
         source = "the prompt";
       }
       ids = m.tokenizer().encode(body);
-      const int64_t cap =
-          std::min<int64_t>(tokens_opt->count() > 0 ? a->tokens : int64_t{1} << 30,
-                            m.config().max_position_embeddings);
+      const int64_t cap = std::min<int64_t>(tokens_opt->count() > 0 ? a->tokens : int64_t{1} << 30,
+                                            m.config().max_position_embeddings);
       if (static_cast<int64_t>(ids.size()) > cap) ids.resize(static_cast<size_t>(cap));
     } else if (ids.empty()) {
       source = "pseudo-random ids";
@@ -445,16 +439,14 @@ void add_model_error(CLI::App& fp8) {
     }
     for (const int32_t id : ids) {
       if (id < 0 || id >= m.config().vocab_size)
-        throw UsageError(fmt::format("token id {} is out of range 0..{}", id,
-                                     m.config().vocab_size - 1));
+        throw UsageError(
+            fmt::format("token id {} is out of range 0..{}", id, m.config().vocab_size - 1));
     }
     if (static_cast<int64_t>(ids.size()) > m.config().max_position_embeddings)
       throw UsageError(fmt::format("{} tokens is more than the model's {} positions", ids.size(),
                                    m.config().max_position_embeddings));
-    std::shared_ptr<const io::Checkpoint> ckpt;
-    const std::string dir = model::resolve_model_path(a->model);
-    const bool stored_fp8 = std::filesystem::is_directory(dir) && m.config().quantization.fp8;
-    if (std::filesystem::is_directory(dir)) ckpt = std::make_shared<io::Checkpoint>(dir);
+    const std::shared_ptr<const io::Checkpoint> ckpt = fp8::checkpoint_of(a->model);
+    const bool stored_fp8 = ckpt && m.config().quantization.fp8;
     const auto rows = fp8::compare_precisions(m, ids, fp8::default_precision_modes(), ckpt);
     // Rows differ by less than this at random: two standard errors of a difference.
     double se_max = 0;
@@ -489,8 +481,8 @@ void add_model_error(CLI::App& fp8) {
     fmt::print("'{}', {} tokens ({}): attention projections and FFNs in FP8 (E4M3)\n", a->model,
                ids.size(), source);
     fmt::print("reference: the {}\n", reference);
-    fmt::print("{:<34} {:>10} {:>8} {:>9} {:>6} {:>10} {:>6} {:>8}\n", "accumulation",
-               "rel. error", "± s.e.", "same rt.", "flips", "acc. only", "top-1", "KL mean");
+    fmt::print("{:<34} {:>10} {:>8} {:>9} {:>6} {:>10} {:>6} {:>8}\n", "accumulation", "rel. error",
+               "± s.e.", "same rt.", "flips", "acc. only", "top-1", "KL mean");
     for (const auto& r : rows) {
       fmt::print("{:<34} {:>10.2e} {:>8.1e} {:>9.2e} {:>5.1f}% {:>10.2e} {:>5.1f}% {:>8.1e}\n",
                  r.label, r.rel_error, r.rel_error_se, r.rel_error_same_routing,
@@ -511,8 +503,7 @@ void add_model_error(CLI::App& fp8) {
         "At {} tokens, rel. errors that differ by less than {:.1e} (2 s.e. of a difference) are "
         "noise:\n"
         "no row is better than another unless it beats that{}.\n",
-        ids.size(), noise,
-        ids.size() < 256 ? "; use --tokens or --text for more positions" : "");
+        ids.size(), noise, ids.size() < 256 ? "; use --tokens or --text for more positions" : "");
   });
 }
 

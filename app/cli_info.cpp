@@ -128,9 +128,8 @@ nlohmann::json to_json(const model::Config& c, const InfoOptions& o) {
   j["gqa_groups"] = kv.gqa_groups;
   // The head sizes behind each baseline (one definition: accounting::KvElements).
   j["kv_head_dims"] = {
-      {"mha", {{"heads", c.num_attention_heads},
-               {"k", c.qk_nope_head_dim},
-               {"v", c.qk_nope_head_dim}}},
+      {"mha",
+       {{"heads", c.num_attention_heads}, {"k", c.qk_nope_head_dim}, {"v", c.qk_nope_head_dim}}},
       {"gqa", {{"heads", kv.gqa_groups}, {"k", c.qk_nope_head_dim}, {"v", c.qk_nope_head_dim}}},
       {"mqa", {{"heads", 1}, {"k", c.qk_nope_head_dim}, {"v", c.qk_nope_head_dim}}},
       {"mla_naive",
@@ -221,18 +220,19 @@ void print_table(const model::Config& c, const InfoOptions& o) {
   const int64_t h = c.num_attention_heads, dh = c.qk_nope_head_dim;
   kv_row(fmt::format("MLA absorbed (d_c + d^R_h = {} + {})", c.kv_lora_rank, c.qk_rope_head_dim),
          kv.per_layer.mla, kv.per_token_bytes.mla, kv.at_context_bytes.mla);
-  kv_row(fmt::format("MLA naive ({} heads: K {}+{}, V {})", h, dh, c.qk_rope_head_dim,
-                     c.v_head_dim),
-         kv.per_layer.mla_naive, kv.per_token_bytes.mla_naive, kv.at_context_bytes.mla_naive);
+  kv_row(
+      fmt::format("MLA naive ({} heads: K {}+{}, V {})", h, dh, c.qk_rope_head_dim, c.v_head_dim),
+      kv.per_layer.mla_naive, kv.per_token_bytes.mla_naive, kv.at_context_bytes.mla_naive);
   kv_row(fmt::format("MHA ({} heads: K {}, V {})", h, dh, dh), kv.per_layer.mha,
          kv.per_token_bytes.mha, kv.at_context_bytes.mha);
   kv_row(fmt::format("GQA ({} KV heads: K {}, V {})", kv.gqa_groups, dh, dh), kv.per_layer.gqa,
          kv.per_token_bytes.gqa, kv.at_context_bytes.gqa);
   kv_row(fmt::format("MQA (1 KV head: K {}, V {})", dh, dh), kv.per_layer.mqa,
          kv.per_token_bytes.mqa, kv.at_context_bytes.mqa);
-  line(fmt::format("  MHA/GQA/MQA: each KV head caches K and V of d_h = qk_nope_head_dim = {} "
-                   "(V2 Table 1)",
-                   dh));
+  line(
+      fmt::format("  MHA/GQA/MQA: each KV head caches K and V of d_h = qk_nope_head_dim = {} "
+                  "(V2 Table 1)",
+                  dh));
   line("  MLA naive: every head's decompressed K (nope + RoPE part) and V, without absorption");
   line(fmt::format(
       "  MLA bytes/token exactly: {}; MLA / MHA = {:.2f}% ({:.1f}x smaller), naive / MLA = {:.1f}x",

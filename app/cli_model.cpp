@@ -7,6 +7,9 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -31,6 +34,16 @@ model::Model load_model(const std::string& name, uint64_t seed) {
   } catch (const io::FormatError& e) {
     throw UsageError(e.what());
   }
+}
+
+std::string read_file_arg(const std::string& what, const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw UsageError(fmt::format("{}: no such file", what));
+  if (std::filesystem::is_directory(path, ec))
+    throw UsageError(fmt::format("{}: is a directory, give a file", what));
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw UsageError(fmt::format("{}: cannot read the file", what));
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
 }
 
 std::string model_label(const model::Model& m, uint64_t seed) {
@@ -155,7 +168,8 @@ void run_forward(const ForwardArgs& a) {
     w.set_metadata("producer", "dsv3 forward");
     w.write(a.dump);
   }
-  fmt::print("model {} ({} attention, {}), {} tokens\n", model_label(m, a.seed), model::to_string(impl),
+  fmt::print("model {} ({} attention, {}), {} tokens\n", model_label(m, a.seed),
+             model::to_string(impl),
              fp8 ? fmt::format("fp8, {} accumulation, promote {}", a.accum, a.promote) : "fp32", T);
   for (int64_t t = 0; t < T; ++t) {
     Eigen::Index best;
@@ -183,10 +197,7 @@ void print_routes(const model::Config& c, const model::TokenTrace& tt) {
 void run_generate(const GenerateArgs& a) {
   if (a.draft_depth_given && !a.mtp) throw UsageError("--draft-depth needs --mtp");
   if (a.agree >= 0 && !a.mtp) throw UsageError("--agree needs --mtp");
-  if (a.agree >= 0 && a.temperature > 0)
-    throw UsageError(
-        "--agree needs greedy decoding (--temperature 0): the stand-in drafts the main model's "
-        "greedy tokens");
+  check_agree_is_greedy(a.agree, a.temperature);
   if (a.n < 0) throw UsageError("-n must not be negative");
   if (a.temperature < 0) throw UsageError("--temperature must not be negative");
   if (a.top_p <= 0 || a.top_p > 1) throw UsageError("--top-p must be in (0, 1]");
@@ -213,17 +224,14 @@ void run_generate(const GenerateArgs& a) {
     so.attn = g.attn;
     model::MtpDrafter drafter(m, so.attn);
     if (a.agree >= 0) {
-      // Like the explorer's `mtp agree P`: each draft is the main model's own greedy token with
-      // probability P (deterministic per position and depth), else the MTP module's draft. The
-      // truth comes from an untimed greedy run, so the timed plain run below stays comparable.
+      // The truth comes from an untimed greedy run, so the timed plain run below stays
+      // comparable.
       std::vector<int32_t> truth = prompt;
       if (a.n > 0) {
         std::vector<int32_t> more = model::generate(m, prompt, g);
         truth.insert(truth.end(), more.begin(), more.end());
       }
-      drafter.override_token = [truth, p = a.agree](int k, int64_t index, int32_t drafted) {
-        return model::stand_in_draft(k, index, drafted, truth, p);
-      };
+      use_stand_in_drafts(drafter, std::move(truth), a.agree);
     }
     spec = model::speculative_generate(m, prompt, so, &drafter);
     // Plain decoding of the same tokens with the same model, timed the way SpecStats::seconds
@@ -233,15 +241,7 @@ void run_generate(const GenerateArgs& a) {
     plain_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     // Lossless: greedy speculative decoding must emit exactly plain greedy decoding's tokens.
     // (Sampled decoding matches in distribution only, not in the random stream.)
-    if (a.temperature <= 0 && plain != spec->ids) {
-      size_t i = 0;
-      while (i < plain.size() && i < spec->ids.size() && plain[i] == spec->ids[i]) ++i;
-      throw std::runtime_error(fmt::format(
-          "--mtp: bug: greedy speculative decoding differs from plain greedy decoding at "
-          "generated token {} ({} vs {}), the lossless property is broken",
-          i, i < spec->ids.size() ? std::to_string(spec->ids[i]) : "end",
-          i < plain.size() ? std::to_string(plain[i]) : "end"));
-    }
+    if (a.temperature <= 0) check_lossless(plain, spec->ids, "--mtp");
   }
   std::vector<int32_t> out = spec      ? spec->ids
                              : a.n > 0 ? model::generate(m, prompt, g)
@@ -283,11 +283,7 @@ void run_generate(const GenerateArgs& a) {
   fmt::print("ids: {}\n", fmt::join(out, ","));
   if (text) fmt::print("text: {}\n", tok.decode(out));
   if (spec) {
-    if (a.agree >= 0)
-      fmt::print(
-          "drafts: a stand-in that proposes the main model's own token with probability {} "
-          "(--agree), else the MTP module's draft\n",
-          a.agree);
+    if (a.agree >= 0) fmt::print("{}", stand_in_line(a.agree));
     fmt::print("{}", mtp_stats_text(spec->stats, a.draft_depth, static_cast<int64_t>(out.size()),
                                     plain_seconds));
     if (a.temperature <= 0) fmt::print("  ids identical to plain greedy decoding (checked)\n");

@@ -66,6 +66,39 @@ std::string mtp_stats_text(const model::SpecStats& s, int draft_depth, int64_t t
   return out;
 }
 
+void check_agree_is_greedy(double agree, double temperature) {
+  if (agree >= 0 && temperature > 0)
+    throw UsageError(
+        "--agree needs greedy decoding (--temperature 0): the stand-in drafts the main model's "
+        "greedy tokens");
+}
+
+void use_stand_in_drafts(model::MtpDrafter& drafter, std::vector<int32_t> truth, double agree) {
+  drafter.override_token = [truth = std::move(truth), agree](int k, int64_t index,
+                                                             int32_t drafted) {
+    return model::stand_in_draft(k, index, drafted, truth, agree);
+  };
+}
+
+std::string stand_in_line(double agree) {
+  return fmt::format(
+      "drafts: a stand-in that proposes the main model's own token with probability {} "
+      "(--agree), else the MTP module's draft\n",
+      agree);
+}
+
+void check_lossless(const std::vector<int32_t>& plain, const std::vector<int32_t>& speculative,
+                    const std::string& who) {
+  if (plain == speculative) return;
+  size_t i = 0;
+  while (i < plain.size() && i < speculative.size() && plain[i] == speculative[i]) ++i;
+  throw std::runtime_error(fmt::format(
+      "{}: bug: greedy speculative decoding differs from plain greedy decoding at generated "
+      "token {} ({} vs {}), the lossless property is broken",
+      who, i, i < speculative.size() ? std::to_string(speculative[i]) : "end",
+      i < plain.size() ? std::to_string(plain[i]) : "end"));
+}
+
 namespace {
 
 struct LossArgs {
@@ -116,7 +149,8 @@ void run_loss(const LossArgs& a) {
     return;
   }
   const int64_t T = L.main_targets;
-  fmt::print("model {}, {} tokens: T = {} next-token targets\n", model_label(m, a.seed), ids.size(), T);
+  fmt::print("model {}, {} tokens: T = {} next-token targets\n", model_label(m, a.seed), ids.size(),
+             T);
   fmt::print("  main   L_main  = {:.6f}   (mean over {} targets)\n", L.main, T);
   for (size_t k = 0; k < L.per_token.size(); ++k)
     fmt::print(
@@ -144,10 +178,7 @@ void run_demo(const DemoArgs& a) {
         fmt::format("model {} has no MTP module (num_nextn_predict_layers = 0)", m.config().name));
   std::vector<int32_t> prompt = prompt_ids(m, a.ids.empty() ? a.prompt : "", a.ids);
   if (prompt.empty()) throw UsageError("the prompt is empty: give --prompt TEXT or --ids LIST");
-  if (a.agree >= 0 && a.temperature > 0)
-    throw UsageError(
-        "--agree needs greedy decoding (--temperature 0): the stand-in drafts the main model's "
-        "greedy tokens");
+  check_agree_is_greedy(a.agree, a.temperature);
   model::SpeculativeOptions o;
   o.max_new_tokens = a.n;
   o.draft_depth = a.depth;
@@ -163,26 +194,13 @@ void run_demo(const DemoArgs& a) {
   }
   model::MtpDrafter drafter(m, o.attn);
   if (a.agree >= 0) {
-    // Like the explorer's `mtp agree P`: each draft is the main model's own greedy token with
-    // probability P (deterministic per position and depth), else the MTP module's draft.
     std::vector<int32_t> truth = prompt;
     truth.insert(truth.end(), plain.begin(), plain.end());
-    drafter.override_token = [truth, p = a.agree](int k, int64_t index, int32_t drafted) {
-      return model::stand_in_draft(k, index, drafted, truth, p);
-    };
+    use_stand_in_drafts(drafter, std::move(truth), a.agree);
   }
   model::SpeculativeResult r = model::speculative_generate(m, prompt, o, &drafter);
-  // Lossless: greedy speculative decoding emits exactly plain greedy decoding's tokens,
-  // whatever the drafts were.
-  if (a.temperature <= 0 && plain != r.ids) {
-    size_t i = 0;
-    while (i < plain.size() && i < r.ids.size() && plain[i] == r.ids[i]) ++i;
-    throw std::runtime_error(fmt::format(
-        "mtp-demo: bug: greedy speculative decoding differs from plain greedy decoding at "
-        "generated token {} ({} vs {}), the lossless property is broken",
-        i, i < r.ids.size() ? std::to_string(r.ids[i]) : "end",
-        i < plain.size() ? std::to_string(plain[i]) : "end"));
-  }
+  // Lossless whatever the drafts were.
+  if (a.temperature <= 0) check_lossless(plain, r.ids, "mtp-demo");
   viz::MtpPanelOptions po;
   po.draft_depth = a.depth;
   po.greedy = a.temperature <= 0;
@@ -195,10 +213,7 @@ void run_demo(const DemoArgs& a) {
   const bool colour = !a.no_color && !viz::colour_disabled(STDOUT_FILENO);
   std::fputs((colour ? viz::render_ansi(c) : viz::render_plain(c)).c_str(), stdout);
   if (a.agree >= 0)
-    fmt::print(
-        "drafts: a stand-in that proposes the main model's own token with probability {} "
-        "(--agree), else the MTP module's draft\n",
-        a.agree);
+    fmt::print("{}", stand_in_line(a.agree));
   else if (m.random_weights())
     fmt::print("model: {}: its MTP drafts are noise; the trained model is `tiny`\n",
                model_label(m, a.seed));

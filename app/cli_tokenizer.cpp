@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "app/cli.h"
+#include "app/cli_model.h"
 #include "reference/io/bpe.h"
 #include "reference/io/documents.h"
 #include "reference/io/safetensors.h"
@@ -25,11 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError(fmt::format("{}: cannot read the file", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return read_file_arg(path, path);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -354,19 +351,22 @@ void add_tokenizer_commands(CLI::App& app) {
   auto text = std::make_shared<std::string>();
   auto no_bos = std::make_shared<bool>(false);
   CLI::App* e = root->add_subcommand("encode", "Text to token ids and pieces");
-  e->add_option("--tokenizer", *tok, "tokenizer.json, a model folder or a built-in name (tiny)")->required();
+  e->add_option("--tokenizer", *tok, "tokenizer.json, a model folder or a built-in name (tiny)")
+      ->required();
   e->add_option("TEXT", *text, "Text to encode")->required();
   e->add_flag("--no-bos", *no_bos, "Do not start with BOS");
   e->callback([tok, text, no_bos] { run_encode(*tok, *text, !*no_bos); });
 
   CLI::App* d = root->add_subcommand("decode", "Token ids to text");
-  d->add_option("--tokenizer", *tok, "tokenizer.json, a model folder or a built-in name (tiny)")->required();
+  d->add_option("--tokenizer", *tok, "tokenizer.json, a model folder or a built-in name (tiny)")
+      ->required();
   d->add_option("IDS", *text, "Comma-separated ids, e.g. 0,300,17")->required();
   d->callback([tok, text] { run_decode(*tok, *text); });
 
   auto files = std::make_shared<std::vector<std::string>>();
   CLI::App* s = root->add_subcommand("stats", "Bytes per token on text files, per file");
-  s->add_option("--tokenizer", *tok, "tokenizer.json, a model folder or a built-in name (tiny)")->required();
+  s->add_option("--tokenizer", *tok, "tokenizer.json, a model folder or a built-in name (tiny)")
+      ->required();
   s->add_option("--text", *files, "Text files or folders (their *.txt)")->required();
   s->callback([tok, files] { run_stats(*tok, *files); });
 

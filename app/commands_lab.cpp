@@ -5,10 +5,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <vector>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <vector>
 
 #include "app/commands.h"
 #include "app/commands_util.h"
@@ -44,8 +44,8 @@ using nlohmann::json;
 
 // ---- declaration helpers ------------------------------------------------------------------
 
-const std::vector<std::string> kConfigs = {"v3-671b", "v2-236b", "v2-lite-16b", "tiny",
-                                           "tiny-random", "small", "tiny-yarn"};
+const std::vector<std::string> kConfigs = {"v3-671b",     "v2-236b", "v2-lite-16b", "tiny",
+                                           "tiny-random", "small",   "tiny-yarn"};
 
 FlagSpec config_flag() {
   return opt("config", ArgKind::kPath, "a built-in config name or config.json (default v3-671b)",
@@ -222,8 +222,9 @@ Output yarn(Session&, const Args& a, const Context&) {
   // Sample pairs: the first, the ramp's ends and middle, the last; each once (the ramp may
   // start at pair 0).
   std::vector<int> sampled;
-  for (int p : {0, static_cast<int>(t.low), (static_cast<int>(t.low) + static_cast<int>(t.high)) / 2,
-                static_cast<int>(t.high), pairs - 1})
+  for (int p :
+       {0, static_cast<int>(t.low), (static_cast<int>(t.low) + static_cast<int>(t.high)) / 2,
+        static_cast<int>(t.high), pairs - 1})
     sampled.push_back(std::clamp(p, 0, pairs - 1));
   std::sort(sampled.begin(), sampled.end());
   sampled.erase(std::unique(sampled.begin(), sampled.end()), sampled.end());

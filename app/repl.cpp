@@ -148,9 +148,8 @@ int run_repl(Session& s, bool keep_going) {
   }
   std::cout << fmt::format(
       "dsv3 repl · model {} · {} tokens · `help` lists commands, Tab completes, Ctrl-D quits\n",
-      s.view().weights_note.empty()
-          ? s.model_name()
-          : fmt::format("{} ({})", s.model_name(), s.view().weights_note),
+      s.weights_note().empty() ? s.model_name()
+                               : fmt::format("{} ({})", s.model_name(), s.weights_note()),
       s.tokens().size());
   int status = 0;
   while (true) {

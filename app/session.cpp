@@ -529,11 +529,15 @@ viz::Canvas Session::fp8_canvas(int w, int h) const {
   return h > 0 ? c : st::crop_rows(c, st::used_rows(c));
 }
 
+std::string Session::weights_note() const {
+  return model_->random_weights() ? fmt::format("random weights, seed {}", seed_) : "";
+}
+
 viz::ExplorerView Session::view() const {
   viz::ExplorerView v;
   v.config = &config();
   v.model_name = model_name_;
-  if (model_->random_weights()) v.weights_note = fmt::format("random weights, seed {}", seed_);
+  v.weights_note = weights_note();
   v.attn_impl = model::to_string(attn_);
   v.precision = "fp32";
   for (int32_t id : tokens_) v.token_text.push_back(tokenizer_->piece(id));

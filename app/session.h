@@ -100,6 +100,8 @@ class Session {
   const model::Model& model() const { return *model_; }
   const model::Config& config() const { return model_->config(); }
   const std::string& model_name() const { return model_name_; }
+  // "random weights, seed S" for a model without a checkpoint, else "" (the header badge).
+  std::string weights_note() const;
   const std::string& prompt() const { return prompt_; }
   const std::vector<int32_t>& tokens() const { return tokens_; }
   int prompt_len() const { return prompt_len_; }

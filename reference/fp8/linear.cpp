@@ -135,21 +135,22 @@ Fp8LinearOptions forward_options(const std::string& accum, int promote) {
   return o;
 }
 
+std::shared_ptr<const io::Checkpoint> checkpoint_of(const std::string& model) {
+  if (model.empty()) return nullptr;
+  const std::string dir = dsv3::model::resolve_model_path(model);
+  if (!std::filesystem::is_directory(dir)) return nullptr;
+  return std::make_shared<io::Checkpoint>(dir);
+}
+
 LinearHook make_forward_hook(const std::string& accum, int promote, const std::string& model) {
   const Fp8LinearOptions o = forward_options(accum, promote);
-  std::shared_ptr<const io::Checkpoint> ckpt;
-  if (!model.empty() && std::filesystem::is_directory(dsv3::model::resolve_model_path(model)))
-    ckpt = std::make_shared<io::Checkpoint>(dsv3::model::resolve_model_path(model));
-  return make_linear_hook(o, std::move(ckpt));
+  return make_linear_hook(o, checkpoint_of(model));
 }
 
 std::function<Mat(const Mat& w, const std::string& name)> make_absorbed_weight_hook(
     const std::string& accum, int promote, const std::string& model) {
   const Fp8LinearOptions o = forward_options(accum, promote);
-  std::shared_ptr<const io::Checkpoint> ckpt;
-  if (!model.empty() && std::filesystem::is_directory(dsv3::model::resolve_model_path(model)))
-    ckpt = std::make_shared<io::Checkpoint>(dsv3::model::resolve_model_path(model));
-  auto lin = std::make_shared<Fp8Linear>(o, std::move(ckpt));
+  auto lin = std::make_shared<Fp8Linear>(o, checkpoint_of(model));
   return
       [lin](const Mat& w, const std::string& name) { return lin->weight(w, name)->dequantize(); };
 }

@@ -66,6 +66,10 @@ class Fp8Linear {
 LinearHook make_linear_hook(const Fp8LinearOptions& opt = {},
                             std::shared_ptr<const io::Checkpoint> checkpoint = nullptr);
 
+// The checkpoint that `model` (a built-in name, a folder or a config) stores its weights in:
+// opened when it resolves to a folder, null otherwise (random weights: nothing stored).
+std::shared_ptr<const io::Checkpoint> checkpoint_of(const std::string& model);
+
 // For `dsv3 forward ... --precision fp8 [--accum h100|fp32|exact] [--promote NC]`:
 // accum "h100" with promote NC > 0 (default 128) is DeepSeek-V3's recipe; promote 0 means no
 // promotion at all, and since per-tile scales can only be applied at promotion, that mode uses

@@ -459,10 +459,6 @@ std::string resolve_model_path(const std::string& name_or_path) {
   return name_or_path;
 }
 
-bool is_builtin_name(const std::string& name) {
-  return builtin_names().count(name) > 0;
-}
-
 Config resolve_config(const std::string& name_or_path) {
   auto it = builtin_names().find(name_or_path);
   if (it != builtin_names().end()) {

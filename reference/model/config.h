@@ -98,7 +98,6 @@ Config resolve_config(const std::string& name_or_path);
 // Where a built-in name lives (tiny-configs/<file or folder>); other arguments unchanged. "tiny"
 // is the trained checkpoint folder tiny-configs/tiny/, "tiny-random" its random-weight sibling.
 std::string resolve_model_path(const std::string& name_or_path);
-bool is_builtin_name(const std::string& name);
 // The folder of shipped configs: $DSV3_CONFIGS, else data_dir() + "/tiny-configs".
 std::string tiny_configs_dir();
 
