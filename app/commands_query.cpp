@@ -330,8 +330,7 @@ Output info(Session& s, const Args& a, const Context&) {
       kv.front().per_token_layer,
       std::find_if(kv.begin(), kv.end(), [](const auto& f) { return f.name == "MHA"; })
           ->per_token_layer,
-      c.num_nextn_predict_layers,
-      c.max_position_embeddings);
+      c.num_nextn_predict_layers, c.max_position_embeddings);
   return o;
 }
 

@@ -323,9 +323,9 @@ std::string lessons_dir() {
   const fs::path dir = fs::path(data) / "lessons";
   std::error_code ec;
   if (fs::is_directory(dir, ec) && !lesson_files(dir.string()).empty()) return dir.string();
-  throw LessonError(fmt::format(
-      "no lesson files in {}: set DSV3_LESSONS to the folder holding the lesson files",
-      dir.string()));
+  throw LessonError(
+      fmt::format("no lesson files in {}: set DSV3_LESSONS to the folder holding the lesson files",
+                  dir.string()));
 }
 
 std::vector<std::string> lesson_files(const std::string& dir) {
@@ -382,9 +382,8 @@ std::string resolve_lesson(const std::string& which, const std::string& dir) {
   if (found.size() > 1) {
     std::string names;
     for (const auto& f : found) names += (names.empty() ? "" : ", ") + fs::path(f).stem().string();
-    throw LessonError(
-        fmt::format("'{}' matches several lessons ({}): give more of the name or the number",
-                    which, names));
+    throw LessonError(fmt::format(
+        "'{}' matches several lessons ({}): give more of the name or the number", which, names));
   }
   std::string names;
   for (const auto& f : files) names += (names.empty() ? "" : ", ") + fs::path(f).stem().string();

@@ -130,9 +130,8 @@ class LessonTui {
     std::string dir = here.has_parent_path() ? here.parent_path().string() : ".";
     std::vector<std::string> files = lesson_files(dir);
     std::error_code ec;
-    auto at = std::find_if(files.begin(), files.end(), [&](const std::string& f) {
-      return fs::equivalent(f, here, ec);
-    });
+    auto at = std::find_if(files.begin(), files.end(),
+                           [&](const std::string& f) { return fs::equivalent(f, here, ec); });
     if (at == files.end() || at + 1 == files.end()) {
       view_.message = at == files.end() ? "this lesson is not in a lessons folder"
                                         : "this is the last lesson: q to leave";

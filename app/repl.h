@@ -3,8 +3,8 @@
 #pragma once
 
 #include <iosfwd>
-#include <string_view>
 #include <string>
+#include <string_view>
 
 #include "app/commands.h"
 

@@ -337,10 +337,10 @@ void Tui::find(const std::string& text) {
 }
 
 void Tui::suspend() {
-  endwin();                // the shell gets its terminal back as it was
-  std::raise(SIGTSTP);     // stops here until SIGCONT (`fg`)
-  reset_prog_mode();       // and back to the explorer's modes
-  clearok(stdscr, TRUE);   // the screen may hold anything now: repaint all of it
+  endwin();               // the shell gets its terminal back as it was
+  std::raise(SIGTSTP);    // stops here until SIGCONT (`fg`)
+  reset_prog_mode();      // and back to the explorer's modes
+  clearok(stdscr, TRUE);  // the screen may hold anything now: repaint all of it
   say("resumed");
 }
 

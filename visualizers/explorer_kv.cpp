@@ -34,8 +34,8 @@ std::vector<KvForm> kv_forms(const model::Config& c) {
       {"MQA", fmt::format("K, V {} × 1", dh), e.mqa},
       {fmt::format("GQA-{}", g), fmt::format("K, V {} × {}", dh, g), e.gqa},
       {"MHA", fmt::format("K, V {} × {}", dh, h), e.mha},
-      {"naive",
-       fmt::format("K {}+{}, V {} × {}", dh, c.qk_rope_head_dim, c.v_head_dim, h), e.mla_naive},
+      {"naive", fmt::format("K {}+{}, V {} × {}", dh, c.qk_rope_head_dim, c.v_head_dim, h),
+       e.mla_naive},
   };
 }
 

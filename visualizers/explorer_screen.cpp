@@ -177,16 +177,15 @@ Canvas header_bar(const ExplorerView& v, int w) {
   // A random-weight model says so first: its routing, load and MTP numbers are noise.
   const std::string name =
       v.weights_note.empty() ? v.model_name : fmt::format("{} ({})", v.model_name, v.weights_note);
-  std::string model = v.config
-                          ? fmt::format("{} · {} layers · {} experts, top-{}", name,
-                                        v.config->num_hidden_layers, v.config->n_routed_experts,
-                                        v.config->num_experts_per_tok)
-                          : "no model";
+  std::string model =
+      v.config
+          ? fmt::format("{} · {} layers · {} experts, top-{}", name, v.config->num_hidden_layers,
+                        v.config->n_routed_experts, v.config->num_experts_per_tok)
+          : "no model";
   int computed = v.traces ? static_cast<int>(v.traces->size()) : 0;
-  std::string right = fmt::format("{}pos {}/{} · {} · {} ",
-                                  v.balancing ? fmt::format("balancing γ={:g} · ", v.gamma) : "",
-                                  std::max(0, v.cursor), std::max(0, computed - 1), v.attn_impl,
-                                  v.precision);
+  std::string right = fmt::format(
+      "{}pos {}/{} · {} · {} ", v.balancing ? fmt::format("balancing γ={:g} · ", v.gamma) : "",
+      std::max(0, v.cursor), std::max(0, computed - 1), v.attn_impl, v.precision);
   int x = c.text(0, 0, left, st::kHeader);
   x = c.text(x, 0, " │ ", st::kHeader);
   int rw = display_width(right);

@@ -34,11 +34,11 @@ struct ScreenState {
   const std::vector<KeyHelp>* keys = nullptr;  // the help overlay's table
   std::string message;                         // last result or error, one line
   bool message_error = false;
-  std::string input;     // ":route 1" or "/the" while typing; empty otherwise
-  int input_cursor = 0;  // in code points of `input`
+  std::string input;       // ":route 1" or "/the" while typing; empty otherwise
+  int input_cursor = 0;    // in code points of `input`
   std::string input_hint;  // completions of the word being typed, shown dim after the input
-  std::string hints;     // the keys that matter now
-  std::string progress;  // "generating 3/16 · any key stops"
+  std::string hints;       // the keys that matter now
+  std::string progress;    // "generating 3/16 · any key stops"
   std::optional<Popup> popup;
   const model::Config* real = nullptr;  // the 671B config for the KV panel
 };

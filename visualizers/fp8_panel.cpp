@@ -78,11 +78,11 @@ Canvas draw_fp8_panel(const fp8::LayerFp8View& v, int width, int height) {
     line("(`load small` has K = 1024; `fp8-accum` shows K = 4096)", kDimmed);
   } else if (v.in_features <= 128 && nc128) {
     line(fmt::format("K = {} <= 128: N_C=128 is one chain{}", v.in_features,
-                     !nopro                ? ""
+                     !nopro                 ? ""
                      : same(*nc128, *nopro) ? ", the same as no promotion"
                                             : "; no promotion differs by its per-tensor scales"),
          kDimmed);
-    line(!nc32                    ? "(`load small` has K = 1024; `fp8-accum` shows K = 4096)"
+    line(!nc32                  ? "(`load small` has K = 1024; `fp8-accum` shows K = 4096)"
          : !same(*nc32, *nc128) ? "N_C=32 promotes every 32 inside it (`load small`: K = 1024)"
                                 : "N_C=32 gives the same as N_C=128 here (`load small`: K = 1024)",
          kDimmed);

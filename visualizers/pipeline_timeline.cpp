@@ -102,7 +102,7 @@ std::string fmt_num(double v) {
 
 struct Layout {
   int label_w, bars_w, plot_w;
-  double cpu;    // columns per time unit
+  double cpu;  // columns per time unit
   bool windowed;
   double units;  // time units visible
 };
@@ -116,7 +116,8 @@ Layout layout_of(const pipeline::SimResult& r, const PipelineTimelineOptions& o)
   const double span = std::max(r.makespan, 1e-9);
   // Whole columns per time unit, so that equal ops get equal cells (Fig. 5); never fewer than
   // one: squeezing merges ops into unreadable runs, so a wide makespan is windowed instead.
-  double cpu = o.columns_per_unit > 0 ? o.columns_per_unit : std::max(1.0, std::floor(l.plot_w / span));
+  double cpu =
+      o.columns_per_unit > 0 ? o.columns_per_unit : std::max(1.0, std::floor(l.plot_w / span));
   l.cpu = cpu;
   l.windowed = span * cpu > l.plot_w + 1e-9;
   l.units = l.windowed ? l.plot_w / cpu : span;
@@ -174,10 +175,9 @@ Canvas draw_pipeline_timeline(const pipeline::SimResult& r, const PipelineTimeli
   const int plot_end = clip(col(r.makespan));
   // With a shared bubble scale (several schedules drawn together) the bars line up at its end.
   const int bars_x =
-      lay.windowed ? plot_hi + 2
-                   : std::min(plot_hi, std::max(plot_end, o.bubble_scale > 0 ? col(o.bubble_scale)
-                                                                              : 0)) +
-                         2;
+      lay.windowed
+          ? plot_hi + 2
+          : std::min(plot_hi, std::max(plot_end, o.bubble_scale > 0 ? col(o.bubble_scale) : 0)) + 2;
 
   Style bold;
   bold.attr = kBold;
@@ -185,12 +185,11 @@ Canvas draw_pipeline_timeline(const pipeline::SimResult& r, const PipelineTimeli
   dim.fg = kIdle;
   if (o.title) {
     // DualPipeV folds its 2P stages into a V on P ranks; say so rather than leave "P ranks".
-    std::string shape =
-        r.kind == pipeline::ScheduleKind::kDualPipeV
-            ? fmt::format("{} stages on {} rank{}", 2 * P, P, P == 1 ? "" : "s")
-            : fmt::format("{} rank{}", P, P == 1 ? "" : "s");
-    std::string head = fmt::format("{} · {} · {} micro-batches · ", pipeline::schedule_label(r.kind),
-                                   shape, r.micro_batches);
+    std::string shape = r.kind == pipeline::ScheduleKind::kDualPipeV
+                            ? fmt::format("{} stages on {} rank{}", 2 * P, P, P == 1 ? "" : "s")
+                            : fmt::format("{} rank{}", P, P == 1 ? "" : "s");
+    std::string head = fmt::format("{} · {} · {} micro-batches · ",
+                                   pipeline::schedule_label(r.kind), shape, r.micro_batches);
     std::string span = fmt::format("makespan {}", fmt_num(r.makespan));
     std::string costs = pipeline::to_string(r.costs), mode(pipeline::sim_mode_id(r.mode));
     // The costs and the mode give way before the makespan is cut.
@@ -207,7 +206,8 @@ Canvas draw_pipeline_timeline(const pipeline::SimResult& r, const PipelineTimeli
     step = s;
     if (s * cpu >= 6) break;
   }
-  for (double t = std::max(0.0, std::ceil(t0 / step - 1e-9) * step) + 0.0; t <= t1 + 1e-9; t += step) {
+  for (double t = std::max(0.0, std::ceil(t0 / step - 1e-9) * step) + 0.0; t <= t1 + 1e-9;
+       t += step) {
     int x = col(t);
     if (x >= plot_end) break;
     c.put(x, axis_y, U'┬', dim);
@@ -279,7 +279,9 @@ Canvas draw_pipeline_timeline(const pipeline::SimResult& r, const PipelineTimeli
     // part thick, arrows where more lies beyond the edges.
     const int y = axis_y + 1 + P;
     const double span = std::max(r.makespan, 1e-9);
-    auto ov = [&](double t) { return plot_lo + static_cast<int>(std::lround(t / span * (plot_w - 1))); };
+    auto ov = [&](double t) {
+      return plot_lo + static_cast<int>(std::lround(t / span * (plot_w - 1)));
+    };
     Style on = bold;
     for (int x = plot_lo; x < plot_hi; ++x) c.put(x, y, U'─', dim);
     for (int x = ov(t0); x <= ov(t1) && x < plot_hi; ++x) c.put(x, y, U'━', on);
@@ -291,7 +293,8 @@ Canvas draw_pipeline_timeline(const pipeline::SimResult& r, const PipelineTimeli
       cs.attr = kBold;
       c.put(ov(std::clamp(*o.cursor, 0.0, r.makespan)), y, U'┼', cs);
     }
-    std::string shown = fmt::format("time {}–{} of {}", fmt_num(t0), fmt_num(t1), fmt_num(r.makespan));
+    std::string shown =
+        fmt::format("time {}–{} of {}", fmt_num(t0), fmt_num(t1), fmt_num(r.makespan));
     c.text(plot_hi + 2, y, shown, dim);
   }
 

@@ -42,7 +42,7 @@ Canvas draw_pipeline_timeline(const pipeline::SimResult& r, const PipelineTimeli
 // whole makespan when it fits) and whether the makespan needs a window.
 struct PipelineTimelineWindow {
   double columns_per_unit = 1;
-  double units = 0;      // time units the plot shows
+  double units = 0;  // time units the plot shows
   bool windowed = false;
 };
 PipelineTimelineWindow pipeline_timeline_window(const pipeline::SimResult& r,

@@ -111,7 +111,7 @@ KvElements kv_elements_per_layer(const model::Config& c, int64_t gqa_groups = 0)
 struct KvCache {
   int64_t layers = 0;  // num_hidden_layers (an MTP module would add its own)
   int64_t bytes_per_element = 2;
-  int64_t gqa_groups = 8;  // the groups used (default_gqa_groups(c) when 0 was asked for)
+  int64_t gqa_groups = 8;       // the groups used (default_gqa_groups(c) when 0 was asked for)
   KvElements per_layer;         // elements
   KvElements per_token_bytes;   // bytes per token over all layers
   KvElements at_context_bytes;  // bytes for `context` tokens of one sequence

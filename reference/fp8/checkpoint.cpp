@@ -1,12 +1,12 @@
 #include "reference/fp8/checkpoint.h"
 
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <vector>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "reference/fp8/format.h"
 #include "reference/fp8/quant.h"

@@ -94,8 +94,8 @@ BatchSource::Stream read_stream(const io::SafetensorsFile& f, int64_t vocab_size
   s.offsets.assign(o->shape[0], 0);
   std::memcpy(s.offsets.data(), o->data, 8 * s.offsets.size());
   if (s.offsets.front() != 0 || s.offsets.back() != n)
-    throw TrainError(fmt::format("{}: 'domain_offsets' must start at 0 and end at {} (tokens)",
-                                 path, n));
+    throw TrainError(
+        fmt::format("{}: 'domain_offsets' must start at 0 and end at {} (tokens)", path, n));
   for (size_t d = 0; d + 1 < s.offsets.size(); ++d)
     if (s.offsets[d + 1] < s.offsets[d])
       throw TrainError(fmt::format("{}: 'domain_offsets' decreases at entry {}", path, d + 1));

@@ -80,8 +80,9 @@ TEST(Registry, ArgumentErrorsSayWhatAndHow) {
   EXPECT_EQ(error_of("step 1 2"), "step: too many arguments ('2'); usage: step [N]");
   EXPECT_EQ(error_of("goto"), "goto: missing T; usage: goto T");
   EXPECT_EQ(error_of("set colour pink"), "set colour: must be auto, 256, 8 or mono");
-  EXPECT_EQ(error_of("set flavour x"),
-            "set: KEY must be one of attn, temperature, top_p, seed, topk, colour, color, got 'flavour'");
+  EXPECT_EQ(
+      error_of("set flavour x"),
+      "set: KEY must be one of attn, temperature, top_p, seed, topk, colour, color, got 'flavour'");
   EXPECT_EQ(error_of("route --jsn"), "route: unknown option --jsn (options: --json)");
   EXPECT_EQ(error_of("generate 2 --temperature hot"),
             "generate: --temperature must be a number, got 'hot'");
@@ -106,8 +107,8 @@ std::vector<std::string> complete(const std::string& line) {
 TEST(Completion, CommandsArgumentsAndFlags) {
   EXPECT_EQ(complete("ro"), (std::vector<std::string>{"route"}));
   EXPECT_EQ(complete("route "), (std::vector<std::string>{"0", "1", "2", "3"}));
-  EXPECT_EQ(complete("set "),
-            (std::vector<std::string>{"attn", "color", "colour", "seed", "temperature", "top_p", "topk"}));
+  EXPECT_EQ(complete("set "), (std::vector<std::string>{"attn", "color", "colour", "seed",
+                                                        "temperature", "top_p", "topk"}));
   EXPECT_EQ(complete("set attn a"), (std::vector<std::string>{"absorbed", "auto"}));
   EXPECT_EQ(complete("route 1 --"), (std::vector<std::string>{"--json"}));
   EXPECT_EQ(complete("panel k"), (std::vector<std::string>{"kv"}));

@@ -24,7 +24,8 @@ TEST(Conventions, VersionMatchesTheProjectVersion) {
   ss << f.rdbuf();
   std::smatch m;
   const std::string cmake = ss.str();
-  ASSERT_TRUE(std::regex_search(cmake, m, std::regex(R"(project\(dsv3_explorer VERSION ([0-9.]+))")));
+  ASSERT_TRUE(
+      std::regex_search(cmake, m, std::regex(R"(project\(dsv3_explorer VERSION ([0-9.]+))")));
   const auto r = dsv3_cli("--version");
   EXPECT_EQ(r.status, 0);
   EXPECT_EQ(r.out, "dsv3 " + m[1].str() + "\n");

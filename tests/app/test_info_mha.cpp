@@ -14,8 +14,8 @@ using dsv3::test_support::shell;
 
 TEST(InfoCommand, MhaIsTheSameDefinitionAsDsv3Info) {
   for (const char* cfg : {"tiny", "tiny-random", "v3-671b"}) {
-    const auto j = shell("'" + std::string(DSV3_BINARY) + "' info --config " + cfg +
-                         " --json 2>/dev/null");
+    const auto j =
+        shell("'" + std::string(DSV3_BINARY) + "' info --config " + cfg + " --json 2>/dev/null");
     ASSERT_EQ(j.status, 0) << j.out;
     const auto info = nlohmann::json::parse(j.out);
     const auto mha = info.at("kv_elements_per_token_per_layer").at("mha").get<int64_t>();
@@ -24,7 +24,8 @@ TEST(InfoCommand, MhaIsTheSameDefinitionAsDsv3Info) {
     const auto r = dsv3_cli(std::string("exec 'info ") + cfg + "'");
     ASSERT_EQ(r.status, 0) << r.out;
     EXPECT_NE(r.out.find("(MHA with these heads: " + std::to_string(mha) + ")"), std::string::npos)
-        << cfg << "\n" << r.out;
+        << cfg << "\n"
+        << r.out;
   }
 }
 

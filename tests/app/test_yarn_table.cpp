@@ -29,7 +29,8 @@ TEST(YarnTable, EachSampledPairOnce) {
       pairs.push_back(p);
     }
     ASSERT_GE(pairs.size(), 2u) << cfg << "\n" << r.out;
-    for (size_t i = 1; i < pairs.size(); ++i) EXPECT_LT(pairs[i - 1], pairs[i]) << cfg << "\n" << r.out;
+    for (size_t i = 1; i < pairs.size(); ++i)
+      EXPECT_LT(pairs[i - 1], pairs[i]) << cfg << "\n" << r.out;
   }
 }
 

@@ -48,8 +48,8 @@ TEST(CliBalance, TradeoffAndModelJson) {
   ASSERT_EQ(j["points"].size(), 3u);
   EXPECT_EQ(j["points"][1]["method"], "aux-loss");
   EXPECT_EQ(j["points"][2]["method"], "loss-free");
-  const CmdResult m =
-      run_cmd("balance model --model tiny-random --tokens 128 --tokens-per-batch 64 --heldout 64 --json");
+  const CmdResult m = run_cmd(
+      "balance model --model tiny-random --tokens 128 --tokens-per-batch 64 --heldout 64 --json");
   ASSERT_EQ(m.status, 0) << m.out;
   const auto k = nlohmann::json::parse(m.out);
   EXPECT_EQ(k["maxvio_batch"].size(), 2u);

@@ -89,12 +89,12 @@ TEST(TrainedModel, HeldOutBitsPerByteStayWhereTheModelCardSays) {
   EXPECT_GT(math.bits_per_byte(), 0.3);  // a guard that cannot pass on an empty text
   EXPECT_GT(math.bytes, 5000);
   const Model r = Model::load("tiny-random", 0);
-  EXPECT_GT(model::evaluate_loss(r, model::tokenize_documents(r.tokenizer(),
-                                                              io::split_documents(
-                                                                  read_file("math.txt"))),
-                                 256)
-                .bits_per_byte(),
-            4.0);
+  EXPECT_GT(
+      model::evaluate_loss(
+          r, model::tokenize_documents(r.tokenizer(), io::split_documents(read_file("math.txt"))),
+          256)
+          .bits_per_byte(),
+      4.0);
 }
 
 // Expert distributions on Python and on arithmetic differ (Figure 9's point): the total
@@ -125,8 +125,8 @@ TEST(TrainedModel, MtpDraftsAreAccepted) {
   model::SpeculativeOptions o;
   o.max_new_tokens = 64;
   const auto r = model::speculative_generate(tiny(), prompt, o);
-  EXPECT_GT(r.stats.acceptance_rate(), 0.5) << r.stats.accepted_total() << "/"
-                                            << r.stats.proposed_total();
+  EXPECT_GT(r.stats.acceptance_rate(), 0.5)
+      << r.stats.accepted_total() << "/" << r.stats.proposed_total();
 }
 
 TEST(TrainedModel, GenerateOnTheDefaultModelWritesText) {

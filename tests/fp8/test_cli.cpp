@@ -4,8 +4,8 @@
 
 #include <array>
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -175,9 +175,9 @@ TEST(Fp8Cli, ModelErrorSaysWhatIsNoise) {
   EXPECT_LT(std::fabs(exact - nc128), j["noise"].get<double>());
   EXPECT_NE(j["reference"].get<std::string>().find("dequantized on load"), std::string::npos);
   const CmdResult t = run("fp8 model-error --tokens 16");
-  for (const char* want : {"16 tokens (pseudo-random ids)", "reference: the float32 forward",
-                           "(2 s.e. of a difference) are noise", "use --tokens or --text",
-                           "flips", "same rt."})
+  for (const char* want :
+       {"16 tokens (pseudo-random ids)", "reference: the float32 forward",
+        "(2 s.e. of a difference) are noise", "use --tokens or --text", "flips", "same rt."})
     EXPECT_NE(t.out.find(want), std::string::npos) << want << "\n" << t.out;
 }
 

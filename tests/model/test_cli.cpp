@@ -58,9 +58,11 @@ TEST(Cli, GenerateJsonIsDeterministicAndMatchesTheLibrary) {
   EXPECT_EQ(ja["ids"].size(), 6u);
   EXPECT_EQ(ja["ids"], jb["ids"]);  // both attention forms decode the same tokens
   CmdResult s1 =
-      run("generate --model tiny-random --prompt hello -n 6 --json --temperature 1 --top-p 0.9 --seed 3");
+      run("generate --model tiny-random --prompt hello -n 6 --json --temperature 1 --top-p 0.9 "
+          "--seed 3");
   CmdResult s2 =
-      run("generate --model tiny-random --prompt hello -n 6 --json --temperature 1 --top-p 0.9 --seed 3");
+      run("generate --model tiny-random --prompt hello -n 6 --json --temperature 1 --top-p 0.9 "
+          "--seed 3");
   EXPECT_EQ(s1.out, s2.out);
 }
 
@@ -74,9 +76,10 @@ TEST(Cli, DemoPrintsRoutingForEveryStep) {
 TEST(Cli, ErrorsAreOneLineWithExitCode2) {
   for (const char* args :
        {"forward --model tiny-random --ids 1,x", "forward --model no-such-model --ids 1",
-        "generate --model tiny-random --prompt hi --ids 1", "generate --model tiny-random --prompt hi --top-p 2",
-        "forward --model tiny-random --ids 99999", "generate --model tiny-random --prompt hi --attn fast",
-        "no-such-command"}) {
+        "generate --model tiny-random --prompt hi --ids 1",
+        "generate --model tiny-random --prompt hi --top-p 2",
+        "forward --model tiny-random --ids 99999",
+        "generate --model tiny-random --prompt hi --attn fast", "no-such-command"}) {
     CmdResult r = run(args);
     EXPECT_EQ(r.status, 2) << args << ": " << r.out;
     EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << args << ": " << r.out;
@@ -93,9 +96,11 @@ namespace {
 TEST(Cli, ForwardInFp8MovesTheLogitsALittle) {
   std::string f32 = temp_path("f32.safetensors"), f8 = temp_path("f8.safetensors");
   const std::string ids = "0,71,104,101,32,109,111,100,101,108";
-  ASSERT_EQ(run("forward --model tiny-random --attn naive --ids " + ids + " --dump " + f32).status, 0);
-  CmdResult r = run("forward --model tiny-random --precision fp8 --accum h100 --promote 128 --ids " + ids +
-                    " --dump " + f8);
+  ASSERT_EQ(run("forward --model tiny-random --attn naive --ids " + ids + " --dump " + f32).status,
+            0);
+  CmdResult r =
+      run("forward --model tiny-random --precision fp8 --accum h100 --promote 128 --ids " + ids +
+          " --dump " + f8);
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("fp8, h100 accumulation, promote 128"), std::string::npos) << r.out;
   io::SafetensorsFile a(f32), b(f8);
@@ -106,7 +111,8 @@ TEST(Cli, ForwardInFp8MovesTheLogitsALittle) {
   // The absorbed form in FP8 folds kv_b_proj dequantized from its FP8 blocks: as far from float32
   // as the naive FP8 run (which also quantizes kv_b_proj's input), and different from both.
   const std::string fa = f8 + ".absorbed";
-  r = run("forward --model tiny-random --precision fp8 --attn absorbed --ids " + ids + " --dump " + fa);
+  r = run("forward --model tiny-random --precision fp8 --attn absorbed --ids " + ids + " --dump " +
+          fa);
   ASSERT_EQ(r.status, 0) << r.out;
   {
     io::SafetensorsFile c(fa);

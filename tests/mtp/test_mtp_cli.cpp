@@ -22,7 +22,8 @@ CliRun dsv3(const std::string& args, bool with_stderr = true) {
 TEST(MtpCli, GenerateWithMtpGivesPlainIdsAndStatistics) {
   CliRun plain = dsv3("generate --model tiny-random --ids 0,5,6 -n 12 --json", false);
   ASSERT_EQ(plain.status, 0) << plain.out;
-  CliRun spec = dsv3("generate --model tiny-random --ids 0,5,6 -n 12 --json --mtp --draft-depth 2", false);
+  CliRun spec =
+      dsv3("generate --model tiny-random --ids 0,5,6 -n 12 --json --mtp --draft-depth 2", false);
   ASSERT_EQ(spec.status, 0) << spec.out;
   auto a = nlohmann::json::parse(plain.out), b = nlohmann::json::parse(spec.out);
   EXPECT_EQ(a["ids"], b["ids"]);
@@ -56,7 +57,8 @@ TEST(MtpCli, GenerateWithMtpReportsSpeedupOverPlainDecoding) {
 // but still the speed-up.
 TEST(MtpCli, SampledGenerateWithMtpReportsSpeedupWithoutIdCheck) {
   CliRun r =
-      dsv3("generate --model tiny-random --ids 0,5,6 -n 12 --json --mtp --temperature 1 --seed 3", false);
+      dsv3("generate --model tiny-random --ids 0,5,6 -n 12 --json --mtp --temperature 1 --seed 3",
+           false);
   ASSERT_EQ(r.status, 0) << r.out;
   auto j = nlohmann::json::parse(r.out)["mtp"];
   EXPECT_GT(j["speedup"].get<double>(), 0.0);
@@ -66,7 +68,8 @@ TEST(MtpCli, SampledGenerateWithMtpReportsSpeedupWithoutIdCheck) {
 // --draft-depth without --mtp used to be ignored; it is a usage error whatever its value.
 TEST(MtpCli, DraftDepthWithoutMtpIsAnError) {
   for (const char* value : {"2", "1"}) {  // 1 is the default: detected as given, not by value
-    CliRun r = dsv3(std::string("generate --model tiny-random --ids 3 -n 2 --draft-depth ") + value);
+    CliRun r =
+        dsv3(std::string("generate --model tiny-random --ids 3 -n 2 --draft-depth ") + value);
     EXPECT_EQ(r.status, 2) << value;
     EXPECT_EQ(r.out, "dsv3: --draft-depth needs --mtp\n") << value;
   }

@@ -1,11 +1,10 @@
 // Pictures and exports of a simulation: the text timeline (as plain text), the SVG, the Chrome
 // trace and the JSON report; and the Figure 4 overlap model.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "reference/model/config.h"
 #include "reference/pipeline/export.h"

@@ -63,8 +63,8 @@ namespace {
 // corpus) against HF `tokenizers` on the same strings: tests/data/tokenizer/hf_reference_tiny.json,
 // written by tokenizer_reference.py on the GPU machine.
 TEST(HfParity, TheShippedTokenizerEncodesLikeHuggingFace) {
-  const BpeTokenizer t = BpeTokenizer::load(std::string(DSV3_SOURCE_DIR) +
-                                            "/tiny-configs/tiny/tokenizer.json");
+  const BpeTokenizer t =
+      BpeTokenizer::load(std::string(DSV3_SOURCE_DIR) + "/tiny-configs/tiny/tokenizer.json");
   std::ifstream in(kData + "/tokenizer/hf_reference_tiny.json");
   const nlohmann::json ref = nlohmann::json::parse(in);
   EXPECT_EQ(t.vocab_size(), ref["vocab_size"].get<int64_t>());

@@ -44,9 +44,9 @@ int lines(const std::string& s) {
 TEST(TrainCli, GradDumpsTheContractInCheckpointNaming) {
   fs::path dir = temp_dir("grad");
   const std::string out = (dir / "g.safetensors").string();
-  auto r = dsv3_cli("grad --model " + kData + "/tiny-yarn-groups --batch " + kData +
-                    "/train-ref/batch.safetensors --mtp-lambda 0.3 --balance-alpha 0.01 --dump " +
-                    out);
+  auto r =
+      dsv3_cli("grad --model " + kData + "/tiny-yarn-groups --batch " + kData +
+               "/train-ref/batch.safetensors --mtp-lambda 0.3 --balance-alpha 0.01 --dump " + out);
   ASSERT_EQ(r.status, 0) << r.out;
   io::SafetensorsFile ours(out), ref(kData + "/train-ref/grad.safetensors");
   for (const char* name : {"loss", "loss.main", "loss.mtp.1", "loss.balance"})
@@ -68,8 +68,9 @@ TEST(TrainCli, TrainsTokenizesAndSavesACheckpointEveryCommandLoads) {
   const std::string tokens =
       tokenized(dir, "Multi-head latent attention caches a small latent. ", 30);
   const std::string save = (dir / "run").string();
-  auto r = dsv3_cli("train --model tiny-random --data " + tokens +
-                    " --steps 12 --lr 3e-3 --batch 2 --seq-len 32 --save-every 5 --eval-every 6 --save " + save);
+  auto r = dsv3_cli(
+      "train --model tiny-random --data " + tokens +
+      " --steps 12 --lr 3e-3 --batch 2 --seq-len 32 --save-every 5 --eval-every 6 --save " + save);
   ASSERT_EQ(r.status, 0) << r.out;
   for (const char* f : {"config.json", "model.safetensors", "optimizer.safetensors",
                         "trainer_state.json", "log.jsonl"})
@@ -109,9 +110,8 @@ TEST(TrainCli, CtrlCSavesAndExitsCleanly) {
       "'" + std::string(DSV3_BINARY) + "' train --model tiny-random --data " + tokens +
       " --steps 1000000 --lr 1e-3 --batch 2 --seq-len 32 " +
       "--save-every 1000000 --eval-every 1000000 --save " + save + " > " +
-      (dir / "out.txt").string() + " 2>&1 & pid=$!; " +
-      "for i in $(seq 600); do [ -s " + save + "/log.jsonl ] && break; sleep 0.1; done; " +
-      "kill -INT $pid; wait $pid; echo $?";
+      (dir / "out.txt").string() + " 2>&1 & pid=$!; " + "for i in $(seq 600); do [ -s " + save +
+      "/log.jsonl ] && break; sleep 0.1; done; " + "kill -INT $pid; wait $pid; echo $?";
   auto r = shell(cmd);
   std::ifstream f(dir / "out.txt");
   std::string out((std::istreambuf_iterator<char>(f)), {});
@@ -121,8 +121,8 @@ TEST(TrainCli, CtrlCSavesAndExitsCleanly) {
   const nlohmann::json state = nlohmann::json::parse(st);
   EXPECT_GE(state["step"].get<int>(), 1);  // the steps done, not the step-0 checkpoint
   // What was saved continues: --resume picks it up (and stops at once, --steps reached).
-  auto resumed = dsv3_cli("train --model tiny-random --data " + tokens +
-                          " --steps " + std::to_string(state["step"].get<int>()) +
+  auto resumed = dsv3_cli("train --model tiny-random --data " + tokens + " --steps " +
+                          std::to_string(state["step"].get<int>()) +
                           " --lr 1e-3 --batch 2 --seq-len 32 --resume --save " + save);
   EXPECT_EQ(resumed.status, 0) << resumed.out;
   fs::remove_all(dir);
@@ -133,7 +133,8 @@ TEST(TrainCli, ADivergingRunStopsAndKeepsTheLastGoodCheckpoint) {
   const std::string save = (dir / "run").string();
   auto r = dsv3_cli("train --model tiny-random --data " + kData +
                     "/train-ref/batch.safetensors --steps 3 --lr 1e30 --clip 0 --warmup 0 "
-                    "--schedule constant --save-every 1 --save " + save);
+                    "--schedule constant --save-every 1 --save " +
+                    save);
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find("last good checkpoint (step 1)"), std::string::npos) << r.out;
   std::ifstream st(fs::path(save) / "trainer_state.json");
@@ -147,13 +148,16 @@ TEST(TrainCli, BadArgumentsGetOneLineAndExitTwo) {
   const std::string save = " --save " + (dir / "x").string();
   for (const std::string& args : {
            "train --model tiny-random --data /nonexistent.safetensors --steps 2 --lr 1e-3" + save,
-           "train --model tiny-random --data " + batch + " --steps 2 --lr 1e-3 --balance sometimes" + save,
+           "train --model tiny-random --data " + batch +
+               " --steps 2 --lr 1e-3 --balance sometimes" + save,
            "train --model tiny-random --data " + batch + " --steps 0 --lr 1e-3" + save,
            "train --model tiny-random --data " + batch + " --steps 2 --lr -1" + save,
            "train --model nosuchmodel --data " + batch + " --steps 2 --lr 1e-3" + save,
            "train --model tiny-random --data " + batch + " --steps 2 --lr 1e-3 --resume" + save,
-           "train --model tiny-random --data " + kData + "/train-ref/grad.safetensors --steps 2 --lr 1" + save,
-           "grad --model tiny-random --batch " + kData + "/train-ref/grad.safetensors --dump /tmp/x",
+           "train --model tiny-random --data " + kData +
+               "/train-ref/grad.safetensors --steps 2 --lr 1" + save,
+           "grad --model tiny-random --batch " + kData +
+               "/train-ref/grad.safetensors --dump /tmp/x",
            "grad --model tiny-random --batch " + batch,
        }) {
     auto r = dsv3_cli(args);

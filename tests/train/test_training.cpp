@@ -35,8 +35,8 @@ std::string tokens_file(const fs::path& dir, const std::string& text) {
 }
 
 std::string word_salad(int words, uint32_t seed) {
-  const char* vocab[] = {"the", "of", "and", "to", "in", "is", "that", "for", "it", "as",
-                         "with", "was", "on", "be", "by", "this", "are", "from", "or", "an"};
+  const char* vocab[] = {"the",  "of",  "and", "to", "in", "is",   "that", "for",  "it", "as",
+                         "with", "was", "on",  "be", "by", "this", "are",  "from", "or", "an"};
   std::mt19937 g(seed);
   std::string s;
   for (int i = 0; i < words; ++i) s += std::string(vocab[g() % 20]) + " ";
@@ -70,9 +70,9 @@ TEST(Training, TinyModelMemorisesARepeatingText) {
   o.steps = 80;
   Trainer t(o);
   auto r = train(t, o.steps);
-  EXPECT_GT(r.front().loss.main, 4.0);  // ~ln(320) at the start
-  EXPECT_LT(r.back().loss.main, 0.2);   // memorised
-  EXPECT_LT(r.back().loss.mtp[0], 0.5); // the MTP module learns the text two tokens ahead too
+  EXPECT_GT(r.front().loss.main, 4.0);   // ~ln(320) at the start
+  EXPECT_LT(r.back().loss.main, 0.2);    // memorised
+  EXPECT_LT(r.back().loss.mtp[0], 0.5);  // the MTP module learns the text two tokens ahead too
   ASSERT_TRUE(t.validate().has_value());
   EXPECT_LT(*t.validate(), 0.3);  // the held-out 5% is the same sentence
   fs::remove_all(dir);

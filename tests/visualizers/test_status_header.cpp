@@ -24,7 +24,7 @@ TEST(StatusLine, AMessageWinsOverTheKeyHints) {
   st.message = "route: layer 0 is dense (first_k_dense_replace = 1): it has no router to show";
   const std::string line = last_line(compose_screen(f.view(), st, 80, 24).canvas);
   EXPECT_NE(line.find(st.message), std::string::npos) << line;  // whole, not clipped
-  EXPECT_EQ(line.find("q quit"), std::string::npos) << line;      // no room left for hints
+  EXPECT_EQ(line.find("q quit"), std::string::npos) << line;    // no room left for hints
   st.message = "ok";
   const std::string short_msg = last_line(compose_screen(f.view(), st, 80, 24).canvas);
   EXPECT_NE(short_msg.find("q quit"), std::string::npos) << short_msg;  // room for both
