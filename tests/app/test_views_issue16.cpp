@@ -17,6 +17,7 @@
 
 #include "app/commands.h"
 #include "app/session.h"
+#include "tests/support/routing_text.h"
 #include "visualizers/canvas.h"
 
 namespace dsv3::app {
@@ -50,35 +51,8 @@ std::string error_of(const std::string& line) {
   return "(no error)";
 }
 
-std::vector<std::string> words(const std::string& line) {
-  std::istringstream in(line);
-  std::vector<std::string> w;
-  for (std::string x; in >> x;) w.push_back(x);
-  return w;
-}
-
-// The routing panel's s, b (divided by its label's ×100 if any) and s+b rows.
-struct GateRows {
-  std::vector<double> s, b, sb;
-};
-
-GateRows gate_rows(const std::string& text) {
-  GateRows g;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    auto w = words(line);
-    auto nums = [&](size_t from, double scale) {
-      std::vector<double> v;
-      for (size_t i = from; i < w.size(); ++i) v.push_back(std::stod(w[i]) / scale);
-      return v;
-    };
-    if (w.size() > 2 && w[0] == "(15)" && w[1] == "s") g.s = nums(2, 1);
-    if (w.size() > 2 && w[0] == "(16)" && w[1] == "s+b") g.sb = nums(2, 1);
-    if (w.size() > 1 && w[0] == "b") g.b = nums(1, 1);
-    if (w.size() > 1 && w[0] == "b×100") g.b = nums(1, 100);
-  }
-  return g;
-}
+using test_support::gate_rows;
+using test_support::GateRows;
 
 // Balancing on, a prompt, then several stepped tokens: the biases of position 1 are long gone.
 class BalancedSession : public ::testing::Test {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/routing_text.h"
 #include "tests/visualizers/explorer_fixture.h"
 #include "visualizers/explorer_columns.h"
 #include "visualizers/explorer_panels.h"
@@ -28,39 +29,8 @@ std::vector<std::string> lines_of(const std::string& t) {
   return out;
 }
 
-std::vector<std::string> words(const std::string& line) {
-  std::istringstream in(line);
-  std::vector<std::string> w;
-  for (std::string x; in >> x;) w.push_back(x);
-  return w;
-}
-
-// The s, b and s+b rows of the routing table (plain text), as numbers; b already divided by
-// its label's scale. Empty rows when the table is not there.
-struct GateRows {
-  std::vector<double> s, b, sb;
-  double b_scale = 0;  // 100 for a `b×100` label, 1 for `b`
-};
-
-GateRows gate_rows(const std::string& text) {
-  GateRows g;
-  auto numbers = [](const std::vector<std::string>& w, size_t from) {
-    std::vector<double> v;
-    for (size_t i = from; i < w.size(); ++i) v.push_back(std::stod(w[i]));
-    return v;
-  };
-  for (const std::string& line : lines_of(text)) {
-    auto w = words(line);
-    if (w.size() > 2 && w[0] == "(15)" && w[1] == "s") g.s = numbers(w, 2);
-    if (w.size() > 2 && w[0] == "(16)" && w[1] == "s+b") g.sb = numbers(w, 2);
-    if (w.size() > 1 && (w[0] == "b" || w[0] == "b×100")) {
-      g.b_scale = w[0] == "b" ? 1 : 100;
-      g.b = numbers(w, 1);
-      for (double& x : g.b) x /= g.b_scale;
-    }
-  }
-  return g;
-}
+using test_support::gate_rows;
+using test_support::GateRows;
 
 // s + b = s+b on every expert, within the rounding of three-character cells.
 void expect_rows_add_up(const GateRows& g, const std::string& where) {
@@ -150,7 +120,7 @@ TEST(RoutingIssue16, DroppedGroupAndLowScoreDifferInMono) {
   for (int l = 1; l < 4; ++l) {
     const model::RouteResult& rr = f.traces[v.cursor].layers[l].router;
     auto row = std::find_if(rows.begin(), rows.end(), [&](const std::string& s) {
-      auto w = words(s);
+      auto w = test_support::words_of(s);
       return (w.size() > 1 && w[0] == "L" + std::to_string(l)) ||
              (w.size() > 2 && w[0] == "▶" && w[1] == "L" + std::to_string(l));
     });
