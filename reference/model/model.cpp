@@ -52,18 +52,54 @@ Model::Model(Config config, ModelWeights weights, std::shared_ptr<const io::Toke
       rope_(make_rope_table(config_)),
       tokenizer_(tokenizer ? std::move(tokenizer) : std::make_shared<io::ByteTokenizer>()) {}
 
-Model Model::load(const std::string& name_or_dir, uint64_t seed) {
+Model::Model(Config config, ModelWeights weights, std::shared_ptr<const NativeWeights> native,
+             std::shared_ptr<const io::Tokenizer> tokenizer)
+    : Model(std::move(config), std::move(weights), std::move(tokenizer)) {
+  native_ = std::move(native);
+}
+
+Model Model::load(const std::string& name_or_dir, uint64_t seed, WeightMode mode) {
   Config c = resolve_config(name_or_dir);
   const fs::path p(resolve_model_path(name_or_dir));
+  if (fs::is_directory(p) && mode == WeightMode::kNative) {
+    auto [vectors, native] = load_native(c, p.string());
+    return Model(c, std::move(vectors), std::move(native), io::load_tokenizer(p.string()));
+  }
   if (fs::is_directory(p))
     return Model(c, load_weights(c, p.string()), io::load_tokenizer(p.string()));
+  if (mode == WeightMode::kNative)
+    throw std::invalid_argument(fmt::format(
+        "--weights native needs a checkpoint folder; '{}' is a config with random weights",
+        name_or_dir));
   Model m(c, dsv3::model::random_weights(c, seed));
   m.random_ = true;
   return m;
 }
 
 Mat Model::head(const Mat& h_normed) const {
+  if (native_) return matmul_wt(h_normed, native_->at("lm_head.weight"));
   return matmul_wt(h_normed, weights_.lm_head);
+}
+
+Mat Model::embed(std::span<const int32_t> ids) const {
+  Mat e(static_cast<Eigen::Index>(ids.size()), config_.hidden_size);  // [n, d]
+  const CompactMatrix* table = native_ ? &native_->at("model.embed_tokens.weight") : nullptr;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= config_.vocab_size)
+      throw std::out_of_range(fmt::format("token id {} is outside the vocabulary [0, {})", ids[i],
+                                          config_.vocab_size));
+    if (table)
+      table->row(ids[i], e.row(static_cast<Eigen::Index>(i)).data());
+    else
+      e.row(static_cast<Eigen::Index>(i)) = weights_.embed_tokens.row(ids[i]);
+  }
+  return e;
+}
+
+const Mat& Model::f32_matrix(const Mat& w, const std::string& name, Mat& tmp) const {
+  if (!native_) return w;
+  tmp = native_->at(name).to_f32();
+  return tmp;
 }
 
 namespace {
@@ -72,12 +108,24 @@ struct Ctx {
   const Config& c;
   const RopeTable& rope;
   const ForwardOptions& opt;
-  std::string prefix;  // "model.layers.{l}."
+  std::string prefix;           // "model.layers.{l}."
+  const NativeWeights* native;  // null: float32 weights
+  const Model& model;
 
-  // y = x W^T, or the FP8 hook for the projections DeepSeek runs in FP8 (Fig. 6).
+  // y = x W^T, or the FP8 hook for the projections DeepSeek runs in FP8 (Fig. 6). With native
+  // weights W is the stored matrix of that name, dequantized inside the product.
   Mat linear(const Mat& x, const Mat& w, const std::string& name) const {
+    if (native) {
+      const CompactMatrix& m = native->at(prefix + name);
+      if (opt.linear) return opt.linear(x, m.to_f32(), prefix + name);
+      return matmul_wt(x, m);
+    }
     if (opt.linear) return opt.linear(x, w, prefix + name);
     return matmul_wt(x, w);
+  }
+  // A matrix used as a whole in float32 (router, absorbed kv_b_proj).
+  const Mat& f32(const Mat& w, const std::string& name, Mat& tmp) const {
+    return model.f32_matrix(w, prefix + name, tmp);
   }
 };
 
@@ -121,9 +169,13 @@ Mat mla(const Ctx& ctx, const AttentionWeights& w, const Mat& x, int64_t p0, KVC
 
   // Kv_b split per head: rows [h*(dn+dv), +dn) are W^{UK}_h, the next dv rows W^{UV}_h.
   Mat folded;  // FP8 mode, absorbed form: the weight as its FP8 blocks dequantize
+  Mat stored;  // native weights, absorbed form: kv_b_proj dequantized for this call
+  const Mat& kv_b = impl == AttnImpl::kAbsorbed
+                        ? ctx.f32(w.kv_b_proj, "self_attn.kv_b_proj.weight", stored)
+                        : w.kv_b_proj;
   if (impl == AttnImpl::kAbsorbed && ctx.opt.absorbed_weight)
-    folded = ctx.opt.absorbed_weight(w.kv_b_proj, ctx.prefix + "self_attn.kv_b_proj.weight");
-  const Mat& wkvb = folded.size() ? folded : w.kv_b_proj;  // [H*(dn+dv), dc]
+    folded = ctx.opt.absorbed_weight(kv_b, ctx.prefix + "self_attn.kv_b_proj.weight");
+  const Mat& wkvb = folded.size() ? folded : kv_b;  // [H*(dn+dv), dc]
   if (impl == AttnImpl::kNaive) {
     // eq. (2), (4), (5): materialise k_h = [k^C_h; k^R] and v_h for every head and cache them.
     Mat kvb = ctx.linear(ckv, wkvb, "self_attn.kv_b_proj.weight");  // [T, H*(dn+dv)]
@@ -183,7 +235,9 @@ Mat mla(const Ctx& ctx, const AttentionWeights& w, const Mat& x, int64_t p0, KVC
 Mat moe(const Ctx& ctx, const MoeWeights& m, const Mat& x, std::vector<LayerTrace*>& traces) {
   const Config& c = ctx.c;
   const int64_t T = x.rows(), E = c.n_routed_experts;
-  Mat logits = x * m.gate.transpose();  // router in full precision, never FP8  [T, E]
+  Mat gate_tmp;
+  const Mat& gate = ctx.f32(m.gate, "mlp.gate.weight", gate_tmp);
+  Mat logits = x * gate.transpose();  // router in full precision, never FP8  [T, E]
   std::span<const float> bias;
   if (m.e_score_correction_bias.size())
     bias = {m.e_score_correction_bias.data(), static_cast<size_t>(E)};
@@ -219,7 +273,7 @@ Mat moe(const Ctx& ctx, const MoeWeights& m, const Mat& x, std::vector<LayerTrac
 Mat Model::block(const LayerWeights& w, int layer_index, const Mat& x, KVCache& cache,
                  int cache_layer, const ForwardOptions& opt, int64_t trace_offset) const {
   const int64_t T = x.rows(), p0 = cache.length();
-  Ctx ctx{config_, rope_, opt, fmt::format("model.layers.{}.", layer_index)};
+  Ctx ctx{config_, rope_, opt, fmt::format("model.layers.{}.", layer_index), native_.get(), *this};
   std::vector<LayerTrace*> traces(T, nullptr);
   if (opt.trace) {
     for (int64_t t = 0; t < T; ++t) {
@@ -265,8 +319,7 @@ Mat Model::forward(std::span<const int32_t> ids, KVCache& cache, const ForwardOp
     }
   }
   cache.reserve_more(T);
-  Mat h(T, config_.hidden_size);  // [T, d]
-  for (int64_t t = 0; t < T; ++t) h.row(t) = weights_.embed_tokens.row(ids[t]);
+  Mat h = embed(ids);  // [T, d]
   if (opt.hidden) opt.hidden->assign(1, h);
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
     h = block(weights_.layers[l], static_cast<int>(l), h, cache, static_cast<int>(l), opt,

@@ -12,6 +12,7 @@
 #include "reference/io/tokenizer.h"
 #include "reference/model/config.h"
 #include "reference/model/kv_cache.h"
+#include "reference/model/native_weights.h"
 #include "reference/model/rope.h"
 #include "reference/model/router.h"
 #include "reference/model/tensor.h"
@@ -50,7 +51,13 @@ class Model {
 
   // "tiny", "small", ... (random weights from seed 0), a config.json path (random weights),
   // or a checkpoint folder (config.json + safetensors, and tokenizer.json when it has one).
-  static Model load(const std::string& name_or_dir, uint64_t seed = 0);
+  // WeightMode::kNative keeps a checkpoint's matrices as stored (mapped, FP8/BF16; see
+  // native_weights.h); it needs a checkpoint folder (invalid_argument otherwise).
+  static Model load(const std::string& name_or_dir, uint64_t seed = 0,
+                    WeightMode mode = WeightMode::kF32);
+  // A model on native weights: `weights` holds the vectors, `native` every matrix.
+  Model(Config config, ModelWeights weights, std::shared_ptr<const NativeWeights> native,
+        std::shared_ptr<const io::Tokenizer> tokenizer = nullptr);
 
   const Config& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
@@ -61,6 +68,15 @@ class Model {
   // shows about routing, load and MTP is then noise, and views say so.
   bool random_weights() const { return random_; }
   std::shared_ptr<const io::Tokenizer> shared_tokenizer() const { return tokenizer_; }
+  // The matrices as the checkpoint stores them, or null when the weights are float32 (then
+  // every matrix is in weights()). With native weights, weights() holds only the vectors.
+  const NativeWeights* native() const { return native_.get(); }
+  WeightMode weight_mode() const { return native_ ? WeightMode::kNative : WeightMode::kF32; }
+  // Embedding rows for ids: [n, d], in either weight mode.
+  Mat embed(std::span<const int32_t> ids) const;
+  // The float32 matrix `name` (checkpoint naming): `w` itself with float32 weights, else the
+  // native matrix dequantized into `tmp`.
+  const Mat& f32_matrix(const Mat& w, const std::string& name, Mat& tmp) const;
 
   KVCache new_cache(AttnImpl impl) const { return KVCache(config_, impl); }
 
@@ -82,6 +98,7 @@ class Model {
   RopeTable rope_;
   std::shared_ptr<const io::Tokenizer> tokenizer_;
   bool random_ = false;
+  std::shared_ptr<const NativeWeights> native_;
 };
 
 }  // namespace dsv3::model

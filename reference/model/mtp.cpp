@@ -32,14 +32,16 @@ Mat mtp_project(const Model& m, int k, std::span<const int32_t> next_tokens,
   if (prev_hidden.rows() != n || prev_hidden.cols() != d)
     throw std::invalid_argument(fmt::format("mtp_project: {} tokens but hidden [{}, {}]", n,
                                             prev_hidden.rows(), prev_hidden.cols()));
-  Mat emb(n, d);  // Emb is the main model's embedding (shared, eq. 21)
-  for (int64_t i = 0; i < n; ++i) emb.row(i) = m.weights().embed_tokens.row(next_tokens[i]);
+  Mat emb = m.embed(next_tokens);  // [n, d] Emb is the main model's embedding (shared, eq. 21)
   const double eps = m.config().rms_norm_eps;
   // Code order [embedding; hidden]: eh_proj's first d input columns read the embedding.
   Mat cat(n, 2 * d);  // [n, 2d]
   cat.leftCols(d) = rms_norm(emb, w.enorm, eps);
   cat.rightCols(d) = rms_norm(prev_hidden, w.hnorm, eps);
-  return cat * w.eh_proj.transpose();  // M_k: [d, 2d]
+  Mat stored;  // native weights: eh_proj dequantized for this call
+  const Mat& eh = m.f32_matrix(
+      w.eh_proj, fmt::format("model.layers.{}.eh_proj.weight", mtp_layer_index(m, k)), stored);
+  return cat * eh.transpose();  // M_k: [d, 2d]
 }
 
 Mat mtp_head(const Model& m, int k, const Mat& h) {

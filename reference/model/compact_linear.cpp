@@ -1,0 +1,287 @@
+#include "reference/model/compact_linear.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+#include "reference/io/safetensors.h"
+#include "reference/model/model.h"
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace dsv3::model {
+
+const char* to_string(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::kF32:
+      return "F32";
+    case WeightFormat::kBF16:
+      return "BF16";
+    case WeightFormat::kF16:
+      return "F16";
+    case WeightFormat::kFP8:
+      return "F8_E4M3";
+  }
+  return "?";
+}
+
+size_t element_bytes(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::kF32:
+      return 4;
+    case WeightFormat::kBF16:
+    case WeightFormat::kF16:
+      return 2;
+    case WeightFormat::kFP8:
+      return 1;
+  }
+  return 0;
+}
+
+size_t CompactMatrix::nbytes() const {
+  return static_cast<size_t>(rows * cols) * element_bytes(format) + scale_inv.size() * 4;
+}
+
+namespace {
+
+uint16_t load_u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+// One element by the scalar decoders of the loader (io::Checkpoint::matrix uses the same ones).
+float scalar_element(const CompactMatrix& w, const uint8_t* row_bytes, int64_t c) {
+  switch (w.format) {
+    case WeightFormat::kF32: {
+      float v;
+      std::memcpy(&v, row_bytes + 4 * c, 4);
+      return v;
+    }
+    case WeightFormat::kBF16:
+      return io::bf16_to_f32(load_u16(row_bytes + 2 * c));
+    case WeightFormat::kF16:
+      return io::f16_to_f32(load_u16(row_bytes + 2 * c));
+    case WeightFormat::kFP8:
+      return io::e4m3fn_to_f32(row_bytes[c]);
+  }
+  return 0;
+}
+
+#if defined(__AVX2__)
+// Eight E4M3 codes to float32, exactly. Normal codes (exponent field e >= 1): the 7 magnitude
+// bits shifted into float32's exponent/mantissa position, exponent rebased by 127 - 7 = 120.
+// Subnormal codes (e = 0, value m * 2^-9): built as 2^-6 * (1 + m/8) and 2^-6 taken away, which
+// is exact and never creates a float32 denormal (no slow micro-code assists).
+inline __m256 e4m3_x8(const uint8_t* p) {
+  const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  const __m256i mag = _mm256_and_si256(v, _mm256_set1_epi32(0x7F));
+  const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0x80)), 24);
+  const __m256i shifted = _mm256_slli_epi32(mag, 20);
+  const __m256 normal =
+      _mm256_castsi256_ps(_mm256_add_epi32(shifted, _mm256_set1_epi32(120 << 23)));
+  const __m256 sub =
+      _mm256_sub_ps(_mm256_castsi256_ps(_mm256_or_si256(shifted, _mm256_set1_epi32(121 << 23))),
+                    _mm256_set1_ps(0x1p-6f));
+  const __m256 is_sub = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(8), mag));
+  __m256 f = _mm256_or_ps(_mm256_blendv_ps(normal, sub, is_sub), _mm256_castsi256_ps(sign));
+  const __m256 is_nan = _mm256_castsi256_ps(_mm256_cmpeq_epi32(mag, _mm256_set1_epi32(0x7F)));
+  return _mm256_blendv_ps(f, _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN()), is_nan);
+}
+
+// Eight BF16 values: the 16 bits are the top half of a float32.
+inline __m256 bf16_x8(const uint8_t* p) {
+  const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+// Eight elements of any format, times the FP8 block scale `s` (1 otherwise: the product is then
+// skipped, so F32/BF16/F16 values pass unchanged).
+inline __m256 load_x8(WeightFormat f, const uint8_t* p, float s) {
+  switch (f) {
+    case WeightFormat::kFP8:
+      return _mm256_mul_ps(e4m3_x8(p), _mm256_set1_ps(s));
+    case WeightFormat::kBF16:
+      return bf16_x8(p);
+    case WeightFormat::kF16:
+#if defined(__F16C__)
+      return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+#else
+      break;
+#endif
+    case WeightFormat::kF32:
+      return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
+  }
+  // F16 without F16C: the scalar decoder, eight times.
+  alignas(32) float tmp[8];
+  for (int i = 0; i < 8; ++i) tmp[i] = io::f16_to_f32(load_u16(p + 2 * i));
+  return _mm256_load_ps(tmp);
+}
+#endif
+
+}  // namespace
+
+void CompactMatrix::row(int64_t r, float* out) const {
+  const size_t eb = element_bytes(format);
+  const uint8_t* p = data + static_cast<size_t>(r * cols) * eb;
+  const int64_t sc = scale_cols();
+  // Column blocks of 128: the FP8 scale is constant inside one (1 for the other formats).
+  for (int64_t c0 = 0; c0 < cols; c0 += 128) {
+    const int64_t c1 = std::min<int64_t>(cols, c0 + 128);
+    const float s = format == WeightFormat::kFP8 ? scale_inv[(r / 128) * sc + c0 / 128] : 1.0f;
+    int64_t c = c0;
+#if defined(__AVX2__)
+    for (; c + 8 <= c1; c += 8) _mm256_storeu_ps(out + c, load_x8(format, p + c * eb, s));
+#endif
+    for (; c < c1; ++c) {
+      const float v = scalar_element(*this, p, c);
+      out[c] = format == WeightFormat::kFP8 ? v * s : v;
+    }
+  }
+}
+
+Mat CompactMatrix::to_f32() const {
+  Mat m(rows, cols);
+#pragma omp parallel for schedule(static) if (rows * cols > (1 << 20))
+  for (int64_t r = 0; r < rows; ++r) row(r, m.row(r).data());
+  return m;
+}
+
+Mat CompactMatrix::to_f32_reference() const {
+  Mat m(rows, cols);
+  const size_t eb = element_bytes(format);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      m(r, c) = scalar_element(*this, data + static_cast<size_t>(r * cols) * eb, c);
+      // W[r, c] = float(q[r, c]) * scale_inv[r / 128, c / 128] (model_spec §9)
+      if (format == WeightFormat::kFP8) m(r, c) *= scale_inv[(r / 128) * scale_cols() + c / 128];
+    }
+  return m;
+}
+
+CompactMatrix make_compact(WeightFormat f, int64_t rows, int64_t cols, std::vector<uint8_t> bytes,
+                           std::vector<float> scale_inv) {
+  if (bytes.size() != static_cast<size_t>(rows * cols) * element_bytes(f))
+    throw std::invalid_argument(fmt::format("make_compact: {} bytes for a [{}, {}] {} matrix",
+                                            bytes.size(), rows, cols, to_string(f)));
+  const size_t want_scales = f == WeightFormat::kFP8
+                                 ? static_cast<size_t>(((rows + 127) / 128) * ((cols + 127) / 128))
+                                 : 0;
+  if (scale_inv.size() != want_scales)
+    throw std::invalid_argument(fmt::format("make_compact: {} scales for a [{}, {}] {} matrix",
+                                            scale_inv.size(), rows, cols, to_string(f)));
+  auto buf = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
+  CompactMatrix m;
+  m.format = f;
+  m.rows = rows;
+  m.cols = cols;
+  m.data = buf->data();
+  m.scale_inv = std::move(scale_inv);
+  m.owner = buf;
+  return m;
+}
+
+CompactMatrix compact_f32(const Mat& w) {
+  std::vector<uint8_t> bytes(static_cast<size_t>(w.size()) * 4);
+  std::memcpy(bytes.data(), w.data(), bytes.size());
+  return make_compact(WeightFormat::kF32, w.rows(), w.cols(), std::move(bytes));
+}
+
+Mat matmul_wt(const Mat& x, const CompactMatrix& w) {
+  if (x.cols() != w.cols)
+    throw std::invalid_argument(
+        fmt::format("matmul_wt: x has {} columns, W is [{}, {}]", x.cols(), w.rows, w.cols));
+  if (x.rows() > 8) return x * w.to_f32().transpose();  // as model::matmul_wt: Eigen's GEMM
+  // As model::matmul_wt for a few rows: one pass over W, each output the dot product of a weight
+  // row with an input row - here the weight row decoded into float32 just before.
+  Mat y(x.rows(), w.rows);
+  const Eigen::Index out = w.rows, rows = x.rows();
+#pragma omp parallel if (out * w.cols > (1 << 18))
+  {
+    RowVec wrow(w.cols);
+#pragma omp for schedule(static)
+    for (Eigen::Index o = 0; o < out; ++o) {
+      w.row(o, wrow.data());
+      for (Eigen::Index t = 0; t < rows; ++t) y(t, o) = wrow.dot(x.row(t));
+    }
+  }
+  return y;
+}
+
+Mat matmul_wt_reference(const Mat& x, const CompactMatrix& w) {
+  return model::matmul_wt(x, w.to_f32_reference());
+}
+
+void fused_matvec(const CompactMatrix& w, const float* x, float* y) {
+  const int64_t out = w.rows, in = w.cols, n32 = in / 32 * 32;
+  const size_t eb = element_bytes(w.format);
+  const int64_t sc = w.scale_cols();
+#if defined(__AVX2__)
+#pragma omp parallel for schedule(static) if (out * in > (1 << 18))
+  for (int64_t o = 0; o < out; ++o) {
+    const uint8_t* p = w.data + static_cast<size_t>(o * in) * eb;
+    const float* scales = w.format == WeightFormat::kFP8 ? &w.scale_inv[(o / 128) * sc] : nullptr;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps()};
+    for (int64_t i = 0; i < n32; i += 32) {
+      const float s = scales ? scales[i / 128] : 1.0f;  // 32 | 128: one block per step
+      for (int a = 0; a < 4; ++a) {
+        const int64_t j = i + 8 * a;
+        acc[a] = _mm256_add_ps(
+            acc[a], _mm256_mul_ps(load_x8(w.format, p + j * eb, s), _mm256_loadu_ps(x + j)));
+      }
+    }
+    const __m256 s8 = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    // ((s0+s4) + (s2+s6)) + ((s1+s5) + (s3+s7))
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    float sum = _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+    for (int64_t i = n32; i < in; ++i) {
+      float v = scalar_element(w, p, i);
+      if (scales) v *= scales[i / 128];
+      sum += v * x[i];
+    }
+    y[o] = sum;
+  }
+#else
+  (void)eb;
+  (void)sc;
+  (void)n32;
+#pragma omp parallel if (out * in > (1 << 18))
+  {
+    Mat row(1, in);
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < out; ++o) {
+      w.row(o, row.data());
+      fused_matvec_reference(row, x, y + o);
+    }
+  }
+#endif
+}
+
+void fused_matvec_reference(const Mat& w, const float* x, float* y) {
+  const int64_t out = w.rows(), in = w.cols(), n32 = in / 32 * 32;
+  for (int64_t o = 0; o < out; ++o) {
+    float acc[4][8] = {};
+    for (int64_t i = 0; i < n32; i += 32)
+      for (int a = 0; a < 4; ++a)
+        for (int l = 0; l < 8; ++l) {
+          const float prod = w(o, i + 8 * a + l) * x[i + 8 * a + l];
+          acc[a][l] = acc[a][l] + prod;
+        }
+    float s[8];
+    for (int l = 0; l < 8; ++l) s[l] = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
+    float sum = ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+    for (int64_t i = n32; i < in; ++i) {
+      const float prod = w(o, i) * x[i];
+      sum = sum + prod;
+    }
+    y[o] = sum;
+  }
+}
+
+}  // namespace dsv3::model

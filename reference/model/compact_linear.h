@@ -1,0 +1,84 @@
+// Weight matrices kept as the checkpoint stores them, and the products that dequantize them
+// inside the multiplication (issue 18).
+//
+// The released DeepSeek-V3 checkpoint stores every projection as FP8 E4M3 with a float32
+// `weight_scale_inv` per 128x128 block (model_spec §2, §9: W[r, c] = float(q[r, c]) *
+// scale_inv[r / 128, c / 128], edge blocks partial), and the embedding, head, router and norms as
+// BF16. A CompactMatrix points at those bytes (in a mapped file, or in memory it owns) and turns
+// them into float32 only a row or a block at a time, inside the product.
+//
+// Two forms of every product sit side by side, as everywhere in this project:
+//   * the plain reference: dequantize the whole matrix to float32 (to_f32_reference, one scalar
+//     decode per element, the same formula as io::Checkpoint::matrix), then multiply;
+//   * the compact form: matmul_wt(x, CompactMatrix), which never holds more than one row of W in
+//     float32 for few-row inputs. It gives bit-identical results to the reference because each
+//     row is decoded exactly (one rounding: the scale multiply) and then summed with the same
+//     Eigen dot product as model::matmul_wt.
+// fused_matvec is a third, faster form for decode (one input row): it dequantizes 8 weights at a
+// time in registers and never writes a float32 row; its summation order is fixed (documented
+// below) and reproduced exactly by fused_matvec_reference.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "reference/model/tensor.h"
+
+namespace dsv3::model {
+
+// How a matrix is stored. kFP8 is E4M3 "fn" (bias 7, max 448, 0x7F/0xFF NaN) with 128x128 blocks.
+enum class WeightFormat { kF32, kBF16, kF16, kFP8 };
+const char* to_string(WeightFormat f);
+size_t element_bytes(WeightFormat f);  // 4, 2, 2, 1
+
+// W [rows, cols], row-major, in its storage format. Cheap to copy (it is a view plus an owner).
+struct CompactMatrix {
+  WeightFormat format = WeightFormat::kF32;
+  int64_t rows = 0, cols = 0;
+  const uint8_t* data = nullptr;  // rows * cols elements; any alignment
+  // FP8 only: scale_inv [ceil(rows/128), ceil(cols/128)] row-major (a copy: 1/16384 of the
+  // weight's elements, and float32 reads need an alignment the file does not promise).
+  std::vector<float> scale_inv;
+  std::shared_ptr<const void> owner;  // keeps `data` alive (a mapped checkpoint or a buffer)
+
+  int64_t scale_cols() const { return (cols + 127) / 128; }
+  size_t nbytes() const;  // bytes of the weight itself, scales included
+
+  // Dequantizes row r into out[0 .. cols): vectorised, exact (bit-identical to the reference).
+  void row(int64_t r, float* out) const;
+  // The whole matrix in float32, row by row through row() ([rows, cols]).
+  Mat to_f32() const;
+  // The plain reference: one scalar decode per element (io::*_to_f32), then the block scale.
+  Mat to_f32_reference() const;
+};
+
+// A compact matrix that owns its bytes: a copy of `bytes` ([rows, cols] in format f) and, for
+// FP8, of the block scales. For tests, benches and random models.
+CompactMatrix make_compact(WeightFormat f, int64_t rows, int64_t cols, std::vector<uint8_t> bytes,
+                           std::vector<float> scale_inv = {});
+// A float32 matrix as a compact F32 matrix (a copy).
+CompactMatrix compact_f32(const Mat& w);
+
+// y = x W^T for x [T, in] and compact W [out, in]. Bit-identical to model::matmul_wt(x,
+// w.to_f32_reference()): for T <= 8 each weight row is decoded once into a float32 row and
+// dotted with every input row; for more rows W is dequantized and multiplied by Eigen's GEMM.
+Mat matmul_wt(const Mat& x, const CompactMatrix& w);
+// The plain reference of the above: dequantize everything, then the float32 product.
+Mat matmul_wt_reference(const Mat& x, const CompactMatrix& w);
+
+// Decode form for one input row: y[o] = sum_i W[o, i] x[i] for x [in], y [out], W dequantized
+// 8 at a time in registers (AVX2 where the build has it) and never written out.
+// Summation order, fixed so that the vector and scalar forms agree bit for bit: lane l in 0..7
+// of accumulator a in 0..3 adds, in increasing i, the products W[o,i]*x[i] (rounded, then added:
+// no fused multiply-add) with i = 32k + 8a + l for i < floor(in/32)*32; then
+// s = ((acc0 + acc1) + (acc2 + acc3)) lane-wise, then the lanes ((s0+s4) + (s2+s6)) +
+// ((s1+s5) + (s3+s7)), then the remaining i in increasing order, one by one.
+void fused_matvec(const CompactMatrix& w, const float* x, float* y);
+// The same order in plain scalar code over a float32 W [out, in] (e.g. w.to_f32_reference()):
+// the bit-exact check of the above.
+void fused_matvec_reference(const Mat& w, const float* x, float* y);
+
+}  // namespace dsv3::model

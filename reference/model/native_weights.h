@@ -1,0 +1,51 @@
+// A checkpoint's matrices as it stores them (`--weights native`, issue 18).
+//
+// The float32 path (load_weights) turns every tensor into float32 at load time. The native path
+// maps the safetensors files (io::Checkpoint mmaps them and parses only their headers) and keeps
+// each matrix as a CompactMatrix pointing into the mapping: no copy, and a page is read from
+// disk only when a product first touches it. The norm weights and correction biases (vectors,
+// a few thousand numbers per layer) are still read into float32 ModelWeights, whose matrices
+// stay empty (0 x 0); the model looks matrices up here by checkpoint name.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "reference/model/compact_linear.h"
+#include "reference/model/config.h"
+#include "reference/model/weights.h"
+
+namespace dsv3::io {
+class Checkpoint;
+}
+
+namespace dsv3::model {
+
+// "f32": every weight in float32 (the default, the parity path); "native": as stored.
+enum class WeightMode { kF32, kNative };
+WeightMode parse_weight_mode(const std::string& s);  // "f32" | "native"; invalid_argument
+const char* to_string(WeightMode m);
+
+struct NativeWeights {
+  std::shared_ptr<const io::Checkpoint> checkpoint;         // the mapped files (owner of the bytes)
+  std::unordered_map<std::string, CompactMatrix> matrices;  // checkpoint name -> matrix
+
+  const CompactMatrix* find(const std::string& name) const;
+  const CompactMatrix& at(const std::string& name) const;  // throws std::out_of_range
+  uint64_t bytes() const;                                  // all matrices, scales included
+};
+
+// Opens `dir` (model.safetensors or a sharded index) for config c. Returns the float32 vectors
+// (norms, correction biases; every matrix of the ModelWeights left empty) and the matrices as
+// views. FP8 E4M3 tensors need their weight_scale_inv; FP8 E5M2 and the fused expert layout of
+// transformers v5 are refused with a message that names the tensor. Throws io::FormatError.
+std::pair<ModelWeights, std::shared_ptr<const NativeWeights>> load_native(const Config& c,
+                                                                          const std::string& dir);
+
+// Every matrix name of config c in checkpoint naming, in visit order (mtp_depth MTP modules).
+std::vector<std::string> matrix_names(const Config& c, int64_t mtp_depth);
+
+}  // namespace dsv3::model

@@ -1,0 +1,172 @@
+// Compact weights (issue 18): every storage format decodes exactly, and the products that
+// dequantize inside the multiplication give the same bits as dequantize-then-float32 for the
+// same summation order; where the order differs (fused_matvec against Eigen), the classic
+// dot-product bound |y - y*| <= gamma_n sum |w_i x_i| holds.
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "reference/io/safetensors.h"
+#include "reference/model/compact_linear.h"
+#include "reference/model/model.h"
+#include "reference/model/sampling.h"
+
+namespace dsv3::model {
+namespace {
+
+double gaussian(Rng& rng) {  // Box-Muller
+  const double u1 = 1.0 - rng.uniform(), u2 = rng.uniform();
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+}
+
+// Random bytes of format f for a [rows, cols] matrix: no NaN codes when finite_only (NaN != NaN
+// would hide a mismatch in products), F16 never NaN or Inf (F16C keeps NaN payloads, the scalar
+// decoder does not).
+CompactMatrix random_compact(WeightFormat f, int64_t rows, int64_t cols, uint64_t seed,
+                             bool finite_only = true) {
+  Rng rng(seed);
+  std::vector<uint8_t> bytes(static_cast<size_t>(rows * cols) * element_bytes(f));
+  std::vector<float> scales;
+  auto normal = [&]() { return static_cast<float>(gaussian(rng)); };
+  switch (f) {
+    case WeightFormat::kFP8:
+      for (uint8_t& b : bytes) {
+        b = static_cast<uint8_t>(rng.next() & 0xFF);
+        if (finite_only && (b & 0x7F) == 0x7F) b ^= 0x01;
+      }
+      for (int64_t i = 0; i < ((rows + 127) / 128) * ((cols + 127) / 128); ++i)
+        scales.push_back(std::ldexp(1.0f + 0.37f * static_cast<float>(i % 5), -12 + int(i % 7)));
+      break;
+    case WeightFormat::kBF16:
+      for (size_t i = 0; i < bytes.size(); i += 2) {
+        const uint16_t v = static_cast<uint16_t>(std::bit_cast<uint32_t>(normal()) >> 16);
+        std::memcpy(&bytes[i], &v, 2);
+      }
+      break;
+    case WeightFormat::kF16:
+      for (size_t i = 0; i < bytes.size(); i += 2) {
+        uint16_t v = static_cast<uint16_t>(rng.next() & 0xFFFF);
+        if (((v >> 10) & 0x1F) == 0x1F) v &= 0xBFFF;  // exponent 31 (Inf/NaN) -> finite
+        std::memcpy(&bytes[i], &v, 2);
+      }
+      break;
+    case WeightFormat::kF32:
+      for (size_t i = 0; i < bytes.size(); i += 4) {
+        const float v = normal();
+        std::memcpy(&bytes[i], &v, 4);
+      }
+      break;
+  }
+  return make_compact(f, rows, cols, std::move(bytes), std::move(scales));
+}
+
+Mat random_x(int64_t rows, int64_t cols, uint64_t seed) {
+  Rng rng(seed);
+  Mat x(rows, cols);
+  for (Eigen::Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(gaussian(rng));
+  return x;
+}
+
+bool same_bits(const Mat& a, const Mat& b) {
+  return a.rows() == b.rows() && a.cols() == b.cols() &&
+         std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
+}
+
+const WeightFormat kFormats[] = {WeightFormat::kF32, WeightFormat::kBF16, WeightFormat::kF16,
+                                 WeightFormat::kFP8};
+
+TEST(CompactLinear, EveryE4M3CodeDecodesAsTheScalarDecoder) {
+  // Two 128-column blocks with different scales: the vector path decodes all 256 codes, the
+  // scale multiplies once (W = float(q) * scale_inv, model_spec §9).
+  std::vector<uint8_t> codes(256);
+  for (int i = 0; i < 256; ++i) codes[i] = static_cast<uint8_t>(i);
+  CompactMatrix w = make_compact(WeightFormat::kFP8, 1, 256, codes, {1.0f, 0.375f});
+  std::vector<float> row(256);
+  w.row(0, row.data());
+  for (int i = 0; i < 256; ++i) {
+    const float want = io::e4m3fn_to_f32(static_cast<uint8_t>(i)) * (i < 128 ? 1.0f : 0.375f);
+    if (std::isnan(want)) {
+      EXPECT_TRUE(std::isnan(row[i])) << i;
+    } else {
+      EXPECT_EQ(std::bit_cast<uint32_t>(row[i]), std::bit_cast<uint32_t>(want)) << "code " << i;
+    }
+  }
+  EXPECT_EQ(row[0x7E], 448.0f);                                // max normal
+  EXPECT_EQ(row[0x01], std::ldexp(1.0f, -9));                  // min subnormal
+  EXPECT_EQ(std::bit_cast<uint32_t>(row[0x80]), 0x80000000u);  // -0
+}
+
+TEST(CompactLinear, RowsDecodeBitForBitLikeTheReferenceInEveryFormat) {
+  // 130 x 300: partial 128-blocks in both directions and a tail that is not a multiple of 8.
+  for (WeightFormat f : kFormats) {
+    CompactMatrix w = random_compact(f, 130, 300, 7, /*finite_only=*/f == WeightFormat::kF16);
+    EXPECT_TRUE(same_bits(w.to_f32(), w.to_f32_reference())) << to_string(f);
+  }
+}
+
+TEST(CompactLinear, MatmulIsBitIdenticalToDequantizeThenFloat32) {
+  for (WeightFormat f : kFormats)
+    for (int64_t t : {1, 3, 8, 9, 20}) {  // <= 8 rows: row by row; more: Eigen's GEMM
+      CompactMatrix w = random_compact(f, 200, 260, 11 + t);
+      Mat x = random_x(t, 260, 5 + t);
+      EXPECT_TRUE(same_bits(matmul_wt(x, w), matmul_wt_reference(x, w)))
+          << to_string(f) << " T=" << t;
+      // ... and to the float32 model's own product on the dequantized matrix.
+      EXPECT_TRUE(same_bits(matmul_wt(x, w), matmul_wt(x, w.to_f32_reference())))
+          << to_string(f) << " T=" << t;
+    }
+}
+
+TEST(CompactLinear, FusedMatvecFollowsItsDocumentedOrderExactly) {
+  for (WeightFormat f : kFormats)
+    for (int64_t in : {31, 32, 300, 896}) {
+      CompactMatrix w = random_compact(f, 150, in, 23 + in);
+      Mat x = random_x(1, in, 3);
+      Mat fast(1, w.rows), ref(1, w.rows);
+      fused_matvec(w, x.data(), fast.data());
+      fused_matvec_reference(w.to_f32_reference(), x.data(), ref.data());
+      EXPECT_TRUE(same_bits(fast, ref)) << to_string(f) << " in=" << in;
+    }
+}
+
+TEST(CompactLinear, FusedMatvecIsWithinTheDotProductBoundOfEigen) {
+  // Another summation order than Eigen's: both are within gamma_n = n u / (1 - n u) of the exact
+  // sum, relative to sum |w_i x_i| (Higham, Accuracy and Stability, eq. 3.5), so they differ by
+  // at most twice that.
+  const int64_t in = 1000;
+  CompactMatrix w = random_compact(WeightFormat::kFP8, 64, in, 99);
+  Mat x = random_x(1, in, 4);
+  Mat wf = w.to_f32_reference();
+  Mat fused(1, w.rows);
+  fused_matvec(w, x.data(), fused.data());
+  Mat eigen = matmul_wt(x, wf);
+  const double u = std::numeric_limits<float>::epsilon() / 2;
+  const double gamma = in * u / (1 - in * u);
+  bool some_differ = false;
+  for (int64_t o = 0; o < w.rows; ++o) {
+    double exact = 0, abs_sum = 0;
+    for (int64_t i = 0; i < in; ++i) {
+      exact += static_cast<double>(wf(o, i)) * x(0, i);
+      abs_sum += std::abs(static_cast<double>(wf(o, i)) * x(0, i));
+    }
+    EXPECT_LE(std::abs(fused(0, o) - exact), gamma * abs_sum) << o;
+    EXPECT_LE(std::abs(eigen(0, o) - exact), gamma * abs_sum) << o;
+    some_differ |= fused(0, o) != eigen(0, o);
+  }
+  (void)some_differ;  // the orders may or may not round alike; the bound is what is promised
+}
+
+TEST(CompactLinear, BadShapesAreRefused) {
+  EXPECT_THROW(make_compact(WeightFormat::kBF16, 2, 3, std::vector<uint8_t>(11)),
+               std::invalid_argument);
+  EXPECT_THROW(make_compact(WeightFormat::kFP8, 2, 3, std::vector<uint8_t>(6), {}),
+               std::invalid_argument);  // FP8 needs its ceil(2/128) x ceil(3/128) = 1 scale
+  CompactMatrix w = random_compact(WeightFormat::kBF16, 4, 8, 1);
+  EXPECT_THROW(matmul_wt(Mat::Zero(1, 7), w), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace dsv3::model
