@@ -126,6 +126,11 @@ inline __m256 load_x8(WeightFormat f, const uint8_t* p, float s) {
 }  // namespace
 
 void CompactMatrix::row(int64_t r, float* out) const {
+  count_read(static_cast<uint64_t>(cols) * element_bytes(format));
+  decode_row(r, out);
+}
+
+void CompactMatrix::decode_row(int64_t r, float* out) const {
   const size_t eb = element_bytes(format);
   const uint8_t* p = data + static_cast<size_t>(r * cols) * eb;
   const int64_t sc = scale_cols();
@@ -145,9 +150,10 @@ void CompactMatrix::row(int64_t r, float* out) const {
 }
 
 Mat CompactMatrix::to_f32() const {
+  count_read(nbytes());
   Mat m(rows, cols);
 #pragma omp parallel for schedule(static) if (rows * cols > (1 << 20))
-  for (int64_t r = 0; r < rows; ++r) row(r, m.row(r).data());
+  for (int64_t r = 0; r < rows; ++r) decode_row(r, m.row(r).data());
   return m;
 }
 
@@ -196,6 +202,7 @@ Mat matmul_wt(const Mat& x, const CompactMatrix& w) {
     throw std::invalid_argument(
         fmt::format("matmul_wt: x has {} columns, W is [{}, {}]", x.cols(), w.rows, w.cols));
   if (x.rows() > 8) return x * w.to_f32().transpose();  // as model::matmul_wt: Eigen's GEMM
+  w.count_read(w.nbytes());
   // As model::matmul_wt for a few rows: one pass over W, each output the dot product of a weight
   // row with an input row - here the weight row decoded into float32 just before.
   Mat y(x.rows(), w.rows);
@@ -205,7 +212,7 @@ Mat matmul_wt(const Mat& x, const CompactMatrix& w) {
     RowVec wrow(w.cols);
 #pragma omp for schedule(static)
     for (Eigen::Index o = 0; o < out; ++o) {
-      w.row(o, wrow.data());
+      w.decode_row(o, wrow.data());
       for (Eigen::Index t = 0; t < rows; ++t) y(t, o) = wrow.dot(x.row(t));
     }
   }
@@ -220,6 +227,7 @@ void fused_matvec(const CompactMatrix& w, const float* x, float* y) {
   const int64_t out = w.rows, in = w.cols, n32 = in / 32 * 32;
   const size_t eb = element_bytes(w.format);
   const int64_t sc = w.scale_cols();
+  w.count_read(w.nbytes());
 #if defined(__AVX2__)
 #pragma omp parallel for schedule(static) if (out * in > (1 << 18))
   for (int64_t o = 0; o < out; ++o) {
@@ -256,7 +264,7 @@ void fused_matvec(const CompactMatrix& w, const float* x, float* y) {
     Mat row(1, in);
 #pragma omp for schedule(static)
     for (int64_t o = 0; o < out; ++o) {
-      w.row(o, row.data());
+      w.decode_row(o, row.data());
       fused_matvec_reference(row, x, y + o);
     }
   }

@@ -19,6 +19,7 @@
 // below) and reproduced exactly by fused_matvec_reference.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -43,12 +44,19 @@ struct CompactMatrix {
   // weight's elements, and float32 reads need an alignment the file does not promise).
   std::vector<float> scale_inv;
   std::shared_ptr<const void> owner;  // keeps `data` alive (a mapped checkpoint or a buffer)
+  // Bytes of this matrix the products have read (a whole pass counts nbytes(), row() a row):
+  // what a token touches, for the touched-bytes report and its test. Shared by copies.
+  std::shared_ptr<std::atomic<uint64_t>> reads = std::make_shared<std::atomic<uint64_t>>(0);
 
   int64_t scale_cols() const { return (cols + 127) / 128; }
   size_t nbytes() const;  // bytes of the weight itself, scales included
 
   // Dequantizes row r into out[0 .. cols): vectorised, exact (bit-identical to the reference).
   void row(int64_t r, float* out) const;
+  // row() without counting the read (inside a product that counts its whole pass).
+  void decode_row(int64_t r, float* out) const;
+  void count_read(uint64_t bytes) const { reads->fetch_add(bytes, std::memory_order_relaxed); }
+  uint64_t bytes_read() const { return reads->load(std::memory_order_relaxed); }
   // The whole matrix in float32, row by row through row() ([rows, cols]).
   Mat to_f32() const;
   // The plain reference: one scalar decode per element (io::*_to_f32), then the block scale.

@@ -38,16 +38,21 @@ uint64_t NativeWeights::bytes() const {
   return n;
 }
 
-namespace {
+uint64_t NativeWeights::bytes_read() const {
+  uint64_t n = 0;
+  for (const auto& [name, m] : matrices) n += m.bytes_read();
+  return n;
+}
 
-struct Shape {
-  std::string name;
-  int64_t rows, cols;
-};
+void NativeWeights::reset_reads() const {
+  for (const auto& [name, m] : matrices) m.reads->store(0);
+}
+
+namespace {
 
 // The matrices of one block, as alloc_layer and visit_layer lay them out (the test
 // NativeWeights.MatrixNamesMatchTheLayout holds the three together).
-void layer_shapes(const Config& c, const std::string& p, bool moe, std::vector<Shape>& out) {
+void layer_shapes(const Config& c, const std::string& p, bool moe, std::vector<MatrixShape>& out) {
   const int64_t d = c.hidden_size, h = c.num_attention_heads;
   const std::string s = p + "self_attn.";
   if (c.q_lora_rank > 0) {
@@ -75,8 +80,10 @@ void layer_shapes(const Config& c, const std::string& p, bool moe, std::vector<S
   }
 }
 
-std::vector<Shape> model_shapes(const Config& c, int64_t mtp_depth) {
-  std::vector<Shape> out;
+}  // namespace
+
+std::vector<MatrixShape> matrix_shapes(const Config& c, int64_t mtp_depth) {
+  std::vector<MatrixShape> out;
   out.push_back({"model.embed_tokens.weight", c.vocab_size, c.hidden_size});
   for (int64_t l = 0; l < c.num_hidden_layers; ++l)
     layer_shapes(c, fmt::format("model.layers.{}.", l), c.is_moe_layer(l), out);
@@ -88,6 +95,8 @@ std::vector<Shape> model_shapes(const Config& c, int64_t mtp_depth) {
   }
   return out;
 }
+
+namespace {
 
 // The float32 vectors of a layer (norms, correction bias); every matrix stays empty.
 void vector_skeleton(const Config& c, LayerWeights& w, bool moe) {
@@ -107,7 +116,7 @@ void vector_skeleton(const Config& c, LayerWeights& w, bool moe) {
 }
 
 // One matrix as a view into the mapped file, its dtype and shape checked.
-CompactMatrix view_matrix(const io::Checkpoint& ckpt, const Shape& s) {
+CompactMatrix view_matrix(const io::Checkpoint& ckpt, const MatrixShape& s) {
   const io::TensorView& t = ckpt.get(s.name);
   if (t.shape != std::vector<int64_t>{s.rows, s.cols})
     throw io::FormatError(
@@ -158,7 +167,7 @@ CompactMatrix view_matrix(const io::Checkpoint& ckpt, const Shape& s) {
 
 std::vector<std::string> matrix_names(const Config& c, int64_t mtp_depth) {
   std::vector<std::string> names;
-  for (const Shape& s : model_shapes(c, mtp_depth)) names.push_back(s.name);
+  for (const MatrixShape& s : matrix_shapes(c, mtp_depth)) names.push_back(s.name);
   return names;
 }
 
@@ -173,7 +182,7 @@ std::pair<ModelWeights, std::shared_ptr<const NativeWeights>> load_native(const 
   auto native = std::make_shared<NativeWeights>();
   native->checkpoint = ckpt;
   std::vector<std::string> missing;
-  for (const Shape& s : model_shapes(c, depth)) {
+  for (const MatrixShape& s : matrix_shapes(c, depth)) {
     if (!ckpt->find(s.name)) {
       missing.push_back(s.name);
       continue;

@@ -36,6 +36,8 @@ struct NativeWeights {
   const CompactMatrix* find(const std::string& name) const;
   const CompactMatrix& at(const std::string& name) const;  // throws std::out_of_range
   uint64_t bytes() const;                                  // all matrices, scales included
+  uint64_t bytes_read() const;  // sum of the matrices' read counters (CompactMatrix::reads)
+  void reset_reads() const;
 };
 
 // Opens `dir` (model.safetensors or a sharded index) for config c. Returns the float32 vectors
@@ -45,7 +47,13 @@ struct NativeWeights {
 std::pair<ModelWeights, std::shared_ptr<const NativeWeights>> load_native(const Config& c,
                                                                           const std::string& dir);
 
-// Every matrix name of config c in checkpoint naming, in visit order (mtp_depth MTP modules).
+// Every matrix of config c in checkpoint naming with its shape [rows, cols] (mtp_depth MTP
+// modules at layer index num_hidden_layers + k), and the names alone.
+struct MatrixShape {
+  std::string name;
+  int64_t rows, cols;
+};
+std::vector<MatrixShape> matrix_shapes(const Config& c, int64_t mtp_depth);
 std::vector<std::string> matrix_names(const Config& c, int64_t mtp_depth);
 
 }  // namespace dsv3::model
