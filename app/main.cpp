@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <exception>
 
-#include "app/cli.h"
+#include "app/cli/cli.h"
 
 namespace {
 // Kept equal to project(VERSION) in CMakeLists.txt (tests/app/test_conventions.cpp checks).

@@ -3,8 +3,8 @@
 // what startup costs (loading the tiny model, prefilling the default prompt, the first frame).
 #include <benchmark/benchmark.h>
 
-#include "app/commands.h"
-#include "app/session.h"
+#include "app/commands/registry.h"
+#include "app/explorer/session.h"
 #include "visualizers/explorer_screen.h"
 
 namespace {

@@ -9,9 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "app/commands.h"
-#include "app/repl.h"
-#include "app/session.h"
+#include "app/commands/registry.h"
+#include "app/explorer/repl.h"
+#include "app/explorer/session.h"
 #include "reference/io/safetensors.h"
 
 namespace dsv3::app {

@@ -8,8 +8,8 @@
 #include <sstream>
 #include <string>
 
-#include "app/commands.h"
-#include "app/repl.h"
+#include "app/commands/registry.h"
+#include "app/explorer/repl.h"
 #include "tests/support/shell.h"
 
 namespace dsv3::app {

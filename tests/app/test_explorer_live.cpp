@@ -12,9 +12,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "app/commands.h"
-#include "app/session.h"
-#include "app/tui.h"
+#include "app/commands/registry.h"
+#include "app/explorer/session.h"
+#include "app/explorer/tui.h"
 #include "reference/model/config.h"
 #include "reference/model/model.h"
 #include "visualizers/canvas.h"

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "app/session.h"
+#include "app/explorer/session.h"
 #include "visualizers/canvas.h"
 
 namespace dsv3::app {

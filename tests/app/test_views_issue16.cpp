@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "app/commands.h"
-#include "app/session.h"
+#include "app/commands/registry.h"
+#include "app/explorer/session.h"
 #include "tests/support/routing_text.h"
 #include "visualizers/canvas.h"
 

@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "app/lesson.h"
-#include "app/lesson_player.h"
+#include "app/lesson/lesson.h"
+#include "app/lesson/player.h"
 
 namespace dsv3::app::lesson {
 namespace {

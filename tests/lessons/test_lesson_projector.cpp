@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "app/lesson.h"
-#include "app/lesson_player.h"
+#include "app/lesson/lesson.h"
+#include "app/lesson/player.h"
 #include "tests/support/shell.h"
 #include "visualizers/canvas.h"
 

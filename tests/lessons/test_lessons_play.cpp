@@ -10,8 +10,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "app/lesson.h"
-#include "app/lesson_player.h"
+#include "app/lesson/lesson.h"
+#include "app/lesson/player.h"
 #include "tests/support/shell.h"
 #include "visualizers/canvas.h"
 
@@ -106,7 +106,7 @@ TEST(Lessons, AFailingCheckIsReported) {
 ## One step
 
 Paper: nowhere
-Code: app/lesson.cpp parse_lesson
+Code: app/lesson/lesson.cpp parse_lesson
 
 ```dsv3
 let i = info --json
@@ -132,7 +132,7 @@ i.num_hidden_layers > 1000   # a check that no longer holds
 
 TEST(Lessons, AFailingCommandIsReported) {
   Lesson l = parse_lesson(
-      "# X\n\n## S\n\nPaper: p\nCode: app/lesson.cpp f\n\n```dsv3\nroute 99\n```\n", "x.md");
+      "# X\n\n## S\n\nPaper: p\nCode: app/lesson/lesson.cpp f\n\n```dsv3\nroute 99\n```\n", "x.md");
   std::ostringstream out;
   EXPECT_EQ(play_plain(l, out, 80), 1);
   EXPECT_NE(out.str().find("x.md:9: `route 99` failed"), std::string::npos) << out.str();
@@ -155,7 +155,7 @@ TEST(LessonCli, PlainPlaysALesson) {
 
 TEST(LessonCli, MalformedFileGivesFileLineAndProblem) {
   std::string path = temp_file(
-      "bad.md", "# Bad\n\n## Step\n\nPaper: p\nCode: app/lesson.cpp f\n\n```dsv3\nrout 1\n```\n");
+      "bad.md", "# Bad\n\n## Step\n\nPaper: p\nCode: app/lesson/lesson.cpp f\n\n```dsv3\nrout 1\n```\n");
   CmdResult r = run("lesson '" + path + "' --plain");
   EXPECT_EQ(r.status, 2) << r.out;
   EXPECT_NE(r.out.find("dsv3: " + path + ":9: unknown command 'rout' (did you mean route?)"),

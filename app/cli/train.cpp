@@ -1,0 +1,205 @@
+// `dsv3 grad` and `dsv3 train`: the training objective's gradient for one batch, dumped in
+// checkpoint naming, and the training loop (reference/train/). docs/training.md has the recipe.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "app/cli/cli.h"
+#include "app/cli/model.h"
+#include "reference/io/safetensors.h"
+#include "reference/io/tokenizer.h"
+#include "reference/train/objective.h"
+#include "reference/train/trainer.h"
+
+namespace dsv3::app {
+namespace {
+
+struct GradArgs {
+  std::string model;
+  std::string batch;
+  std::string dump;
+  double lambda = 0.3;
+  double alpha = 1e-4;
+  std::string balance = "loss-free";
+  uint64_t seed = 0;
+};
+
+train::Batch read_batch(const std::string& path, int64_t vocab) {
+  std::unique_ptr<io::SafetensorsFile> f;
+  try {
+    f = std::make_unique<io::SafetensorsFile>(path);
+  } catch (const io::FormatError& e) {
+    throw UsageError(e.what());
+  }
+  const io::TensorView* t = f->find("ids");
+  if (!t) throw UsageError(fmt::format("{}: no tensor 'ids' (int64 [B, T])", path));
+  if (t->dtype != io::DType::kI64 || t->shape.size() != 2)
+    throw UsageError(fmt::format("{}: 'ids' must be int64 [B, T], got {} with {} dimensions", path,
+                                 io::to_string(t->dtype), t->shape.size()));
+  train::Batch b{t->shape[0], t->shape[1], std::vector<int32_t>(t->numel())};
+  for (int64_t i = 0; i < t->numel(); ++i) {
+    int64_t v;
+    std::memcpy(&v, t->data + 8 * i, 8);
+    if (v < 0 || v >= vocab)
+      throw UsageError(fmt::format("{}: 'ids' holds token id {}, outside the vocabulary [0, {})",
+                                   path, v, vocab));
+    b.ids[i] = static_cast<int32_t>(v);
+  }
+  return b;
+}
+
+void run_grad(const GradArgs& a) {
+  model::Model m = load_model(a.model, a.seed);
+  const model::Config& c = m.config();
+  train::Batch batch = read_batch(a.batch, c.vocab_size);
+  train::Objective obj;
+  obj.mtp_lambda = a.lambda;
+  obj.balance_alpha = a.alpha;
+  obj.balance = train::parse_balance_mode(a.balance);
+  model::ModelWeights grad = train::zeros_like(c, m.weights());
+  train::LossParts lp;
+  try {
+    lp = train::loss_and_grad(c, m.rope(), m.weights(), batch, obj, &grad);
+  } catch (const std::exception& e) {
+    throw UsageError(e.what());
+  }
+  io::SafetensorsWriter w;
+  auto scalar = [&](const std::string& name, double v) {
+    Vec x(1);
+    x[0] = static_cast<float>(v);
+    w.add(name, x);
+  };
+  scalar("loss", lp.total);
+  scalar("loss.main", lp.main);
+  for (size_t k = 0; k < lp.mtp.size(); ++k) scalar(fmt::format("loss.mtp.{}", k + 1), lp.mtp[k]);
+  scalar("loss.balance", lp.balance);
+  model::visit_model(c, grad, [&](const std::string& name, const auto& t) {
+    if (name.find("e_score_correction_bias") == std::string::npos) w.add("grad." + name, t);
+  });
+  w.set_metadata("format", "pt");
+  w.write(a.dump);
+  std::string mtp;
+  for (size_t k = 0; k < lp.mtp.size(); ++k)
+    mtp += fmt::format(" · mtp.{} {:.6f}", k + 1, lp.mtp[k]);
+  std::printf(
+      "loss %.6f = main %.6f%s (lambda %g) + balance %.6f (alpha %g, %s); B=%lld T=%lld; "
+      "gradients of %s written to %s\n",
+      lp.total, lp.main, mtp.c_str(), a.lambda, lp.balance, obj.effective_alpha(),
+      train::to_string(obj.balance), static_cast<long long>(batch.B),
+      static_cast<long long>(batch.T), c.name.c_str(), a.dump.c_str());
+}
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_sigint(int) {
+  g_stop.store(true);
+}
+
+struct TrainArgs {
+  train::TrainOptions opt;
+  std::string schedule = "cosine";
+  std::string balance = "loss-free";
+};
+
+void run_train(TrainArgs& a) {
+  a.opt.schedule = train::parse_schedule(a.schedule);
+  a.opt.objective.balance = train::parse_balance_mode(a.balance);
+  if (a.opt.batch < 1) throw UsageError("--batch must be at least 1");
+  if (a.opt.seq_len < 2) throw UsageError("--seq-len must be at least 2");
+  if (a.opt.save_every < 1) throw UsageError("--save-every must be at least 1");
+  if (a.opt.clip < 0) throw UsageError("--clip must not be negative");
+  if (a.opt.bias_gamma < 0) throw UsageError("--bias-gamma must not be negative");
+  if (a.opt.objective.balance_alpha < 0) throw UsageError("--balance-alpha must not be negative");
+  if (a.opt.objective.mtp_lambda < 0) throw UsageError("--mtp-lambda must not be negative");
+  g_stop.store(false);
+  auto previous = std::signal(SIGINT, on_sigint);  // Ctrl-C: finish the step, save, exit
+  int rc;
+  try {
+    rc = train::run_training(a.opt, g_stop);
+  } catch (const train::TrainError& e) {
+    std::signal(SIGINT, previous);
+    throw UsageError(e.what());
+  }
+  std::signal(SIGINT, previous);
+  if (rc != 0) throw ExitStatus{rc};
+}
+
+}  // namespace
+
+void add_train_commands(CLI::App& app) {
+  auto ga = std::make_shared<GradArgs>();
+  CLI::App* g = app.add_subcommand(
+      "grad", "Loss and raw gradient of the training objective for one batch, as safetensors");
+  g->add_option("--model", ga->model, "Checkpoint folder, config.json, or built-in name")
+      ->required();
+  g->add_option("--batch", ga->batch, "safetensors file holding ids int64 [B, T]")->required();
+  g->add_option("--dump", ga->dump,
+                "Output .safetensors: loss, loss.main, loss.mtp.{k}, "
+                "loss.balance and grad.{name}")
+      ->required();
+  g->option_defaults()->always_capture_default();
+  g->add_option("--mtp-lambda", ga->lambda, "MTP loss weight lambda (V3: 0.3)");
+  g->add_option("--balance-alpha", ga->alpha, "Sequence-wise balance loss weight alpha (V3: 1e-4)");
+  g->add_option("--balance", ga->balance, "none | loss-free | aux (aux: routing ignores the bias)")
+      ->check(CLI::IsMember({"none", "loss-free", "aux"}));
+  g->add_option("--seed", ga->seed, "Random-weight seed when --model is not a checkpoint");
+  g->callback([ga] { run_grad(*ga); });
+
+  auto ta = std::make_shared<TrainArgs>();
+  train::TrainOptions& o = ta->opt;
+  CLI::App* t = app.add_subcommand("train", "Train a DeepSeek-V3 model (MLA, DeepSeekMoE, MTP)");
+  t->add_option("--model", o.model,
+                "Checkpoint folder to continue from, or a config.json / built-in name to "
+                "initialise")
+      ->required();
+  t->add_option("--data", o.data,
+                "safetensors with ids.step{k} int64 [B, T] (step k uses that batch) or a 1-D "
+                "'tokens' stream (I64/I32/U16), optionally cut into domains by "
+                "'domain_offsets' (windows stay inside one domain)")
+      ->required();
+  t->add_option("--val-data", o.val_data,
+                "held-out stream in the same format (e.g. PREFIX.heldout.safetensors of "
+                "`dsv3 tokenize --corpus`); default: the last 5% of every domain of --data");
+  t->add_option("--steps", o.steps, "Optimizer steps in the run")->required();
+  t->add_option("--lr", o.lr, "Peak learning rate")->required();
+  t->option_defaults()->always_capture_default();  // --help shows the defaults from here on
+  t->add_option("--schedule", ta->schedule,
+                "constant | cosine (V3's shape: warm-up, constant to 67.6%, cosine to 0.1x)")
+      ->check(CLI::IsMember({"constant", "cosine"}));
+  t->add_option("--warmup", o.warmup, "Linear warm-up steps (default: 2% of --steps)");
+  t->add_option("--batch", o.batch, "Sequences per step (token streams)");
+  t->add_option("--seq-len", o.seq_len, "Tokens per sequence (token streams)");
+  t->add_option("--mtp-lambda", o.objective.mtp_lambda, "MTP loss weight lambda (V3: 0.3)");
+  t->add_option("--balance", ta->balance,
+                "none | loss-free (bias update, V3) | aux (classic auxiliary loss, no bias)")
+      ->check(CLI::IsMember({"none", "loss-free", "aux"}));
+  t->add_option("--balance-alpha", o.objective.balance_alpha,
+                "Sequence-wise balance loss weight alpha (V3: 1e-4)");
+  t->add_option("--bias-gamma", o.bias_gamma, "Bias update speed gamma (V3: 0.001)");
+  t->add_flag("--v3-phases", o.v3_phases,
+              "V3's phase switches scaled to the run: lambda / 3 after 67.6% of the steps "
+              "(0.3 -> 0.1), gamma 0 after 96.6%");
+  t->add_option("--weight-decay", o.adamw.weight_decay, "AdamW weight decay (V3: 0.1)");
+  t->add_option("--clip", o.clip, "Global gradient-norm clip (V3: 1.0; 0 = off)");
+  t->add_option("--seed", o.seed, "Seed of the initialisation and the batch windows");
+  t->add_option("--init-std", o.init_std,
+                "Init std of every matrix (default 0.006*sqrt(7168/hidden_size))");
+  t->add_option("--save", o.save,
+                "Output folder: config.json, model.safetensors, optimizer "
+                "state, log.jsonl")
+      ->required();
+  t->add_option("--save-every", o.save_every, "Checkpoint every K steps");
+  t->add_option("--eval-every", o.eval_every, "Validation every K steps (default: 10 per run)");
+  t->add_option("--eval-batches", o.eval_batches, "Validation batches");
+  t->add_flag("--resume", o.resume, "Continue the run saved in --save, bit-identically");
+  t->callback([ta] { run_train(*ta); });
+}
+
+}  // namespace dsv3::app
