@@ -1,0 +1,211 @@
+// Weights as the checkpoint stores them (issue 18): decode products on FP8 / BF16 / F32 weights
+// against the float32 path and Eigen's own matrix-vector product, a read/copy bandwidth probe
+// in the same run, and a reduced DeepSeek-V3 checkpoint in the released layout (open time,
+// decode step, bytes touched per token, resident memory). docs/performance.md reads them.
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <filesystem>
+#include <memory>
+
+#include "reference/io/mapped_file.h"
+#include "reference/model/compact_linear.h"
+#include "reference/model/model.h"
+#include "reference/model/sampling.h"
+#include "reference/model/synthetic_checkpoint.h"
+
+namespace {
+using namespace dsv3;
+using model::CompactMatrix;
+using model::WeightFormat;
+namespace fs = std::filesystem;
+
+// One V3 routed expert's gate_proj: [moe_intermediate 2048, hidden 7168].
+constexpr int64_t kOut = 2048, kIn = 7168;
+
+const Mat& weight_f32() {
+  static const Mat w = [] {
+    model::Rng rng(3);
+    Mat m(kOut, kIn);
+    for (Eigen::Index i = 0; i < m.size(); ++i)
+      m.data()[i] = static_cast<float>(rng.uniform() - 0.5) * 0.05f;
+    return m;
+  }();
+  return w;
+}
+
+// The same matrix stored as f: BF16 by truncation, FP8 with 128x128 blocks scaled to 448.
+const CompactMatrix& weight(WeightFormat f) {
+  static std::map<WeightFormat, CompactMatrix> cache;
+  auto it = cache.find(f);
+  if (it != cache.end()) return it->second;
+  const Mat& w = weight_f32();
+  std::vector<uint8_t> bytes(static_cast<size_t>(w.size()) * model::element_bytes(f));
+  std::vector<float> scales;
+  if (f == WeightFormat::kF32) {
+    std::memcpy(bytes.data(), w.data(), bytes.size());
+  } else if (f == WeightFormat::kBF16) {
+    for (Eigen::Index i = 0; i < w.size(); ++i) {
+      uint32_t b;
+      std::memcpy(&b, w.data() + i, 4);
+      const uint16_t h = static_cast<uint16_t>(b >> 16);
+      std::memcpy(&bytes[2 * i], &h, 2);
+    }
+  } else {
+    const int64_t bc = kIn / 128;
+    scales.assign(static_cast<size_t>((kOut / 128) * bc), 0.025f / 448.0f);
+    for (int64_t r = 0; r < kOut; ++r)
+      for (int64_t c = 0; c < kIn; ++c)
+        bytes[r * kIn + c] = model::to_e4m3(w(r, c) / scales[(r / 128) * bc + c / 128]);
+  }
+  return cache.emplace(f, model::make_compact(f, kOut, kIn, std::move(bytes), std::move(scales)))
+      .first->second;
+}
+
+void weight_rate(benchmark::State& state, double bytes) {
+  state.counters["weight_GB/s"] = benchmark::Counter(
+      bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+
+// Eigen's matrix-vector product on float32 weights.
+void BM_MatvecEigen(benchmark::State& state) {
+  const Mat& w = weight_f32();
+  Vec x = Vec::Random(kIn), y(kOut);
+  for (auto _ : state) {
+    y.noalias() = w * x;
+    benchmark::DoNotOptimize(y.data());
+  }
+  weight_rate(state, 4.0 * kOut * kIn);
+}
+
+// The float32 model's few-row product (model::matmul_wt: one dot per weight row).
+void BM_MatvecF32Model(benchmark::State& state) {
+  const Mat& w = weight_f32();
+  Mat x = Mat::Random(1, kIn);
+  for (auto _ : state) benchmark::DoNotOptimize(model::matmul_wt(x, w));
+  weight_rate(state, 4.0 * kOut * kIn);
+}
+
+// The native model's product (row decoded, then the same dot): bit-identical to the float32 one.
+void BM_MatvecCompact(benchmark::State& state, WeightFormat f) {
+  const CompactMatrix& w = weight(f);
+  Mat x = Mat::Random(1, kIn);
+  for (auto _ : state) benchmark::DoNotOptimize(model::matmul_wt(x, w));
+  weight_rate(state, static_cast<double>(w.nbytes()));
+}
+
+// Decode in registers, 8 weights at a time, never writing a float32 row.
+void BM_MatvecFused(benchmark::State& state, WeightFormat f) {
+  const CompactMatrix& w = weight(f);
+  Vec x = Vec::Random(kIn), y(kOut);
+  for (auto _ : state) {
+    model::fused_matvec(w, x.data(), y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  weight_rate(state, static_cast<double>(w.nbytes()));
+}
+
+// Read bandwidth: sum 256 MB of floats (what streaming weights needs), and copy for reference.
+void BM_ReadBandwidth(benchmark::State& state) {
+  const size_t n = (256u << 20) / 4;
+  Vec a = Vec::Ones(static_cast<Eigen::Index>(n));
+  for (auto _ : state) benchmark::DoNotOptimize(a.sum());
+  state.counters["GB/s"] = benchmark::Counter(
+      4.0 * n, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+
+void BM_CopyBandwidth(benchmark::State& state) {
+  const size_t n = 256u << 20;
+  std::vector<char> a(n, 1), b(n, 0);
+  for (auto _ : state) {
+    std::memcpy(b.data(), a.data(), n);
+    benchmark::DoNotOptimize(b.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(
+      2.0 * n, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+}
+
+// A reduced DeepSeek-V3 in the released layout, about the size of the "small" config (hidden
+// 1024, 8 layers of which 3 dense, 32 experts of width 256, 8 per token, vocab 32768): written
+// once into the temp folder and reused.
+const std::string& synthetic() {
+  static const std::string dir = [] {
+    const fs::path p = fs::temp_directory_path() / "dsv3-bench-synthetic-v3-small";
+    if (!fs::exists(p / "model.safetensors.index.json")) {
+      model::SyntheticSizes s;
+      s.vocab_size = 32768;
+      s.hidden_size = 1024;
+      s.intermediate_size = 2816;
+      s.moe_intermediate_size = 256;
+      s.num_hidden_layers = 8;
+      s.num_attention_heads = 16;
+      s.q_lora_rank = 384;
+      s.kv_lora_rank = 256;
+      s.shards = 4;
+      model::write_synthetic_v3(p.string(), s);
+    }
+    return p.string();
+  }();
+  return dir;
+}
+
+// Opening: native maps the shards and parses their headers; f32 converts every tensor.
+void BM_OpenSynthetic(benchmark::State& state, model::WeightMode mode) {
+  const std::string& dir = synthetic();
+  for (auto _ : state) benchmark::DoNotOptimize(model::Model::load(dir, 0, mode));
+}
+
+// One decode step at context 256; counters: bytes of weights read per token (in their storage
+// format) and this process's resident memory (anonymous and mapped-file pages).
+void BM_DecodeSynthetic(benchmark::State& state, model::WeightMode mode) {
+  const model::Model m = model::Model::load(synthetic(), 0, mode);
+  const int64_t context = 256;
+  auto cache = m.new_cache(model::AttnImpl::kAbsorbed);
+  model::Rng rng(1);
+  std::vector<int32_t> prefix(context);
+  for (auto& id : prefix) id = static_cast<int32_t>(rng.next() % m.config().vocab_size);
+  m.forward(prefix, cache);
+  int32_t id[1] = {5};
+  // Bytes read by one token, measured on a native copy (the same routing as either mode).
+  const model::Model probe = model::Model::load(synthetic(), 0, model::WeightMode::kNative);
+  auto pc = probe.new_cache(model::AttnImpl::kAbsorbed);
+  probe.forward(prefix, pc);
+  probe.native()->reset_reads();
+  probe.forward(id, pc);
+  double stored = 0, as_f32 = 0;
+  for (const auto& [name, w] : probe.native()->matrices) {
+    stored += static_cast<double>(w.bytes_read());
+    as_f32 += static_cast<double>(w.bytes_read()) / static_cast<double>(w.nbytes()) *
+              static_cast<double>(w.rows * w.cols * 4);
+  }
+  const double touched = mode == model::WeightMode::kNative ? stored : as_f32;
+  for (auto _ : state) {
+    m.forward(id, cache);
+    cache.truncate(context);
+  }
+  const io::ProcessMemory mem = io::process_memory();
+  state.counters["touched_MB"] = touched / 1e6;
+  state.counters["weight_GB/s"] = benchmark::Counter(
+      touched, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.counters["rss_anon_MB"] = static_cast<double>(mem.rss_anon) / 1e6;
+  state.counters["rss_file_MB"] = static_cast<double>(mem.rss_file) / 1e6;
+}
+
+BENCHMARK(BM_ReadBandwidth)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CopyBandwidth)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MatvecEigen)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_MatvecF32Model)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_MatvecCompact, f32, WeightFormat::kF32)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_MatvecCompact, bf16, WeightFormat::kBF16)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_MatvecCompact, fp8, WeightFormat::kFP8)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_MatvecFused, f32, WeightFormat::kF32)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_MatvecFused, bf16, WeightFormat::kBF16)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_MatvecFused, fp8, WeightFormat::kFP8)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_OpenSynthetic, f32, model::WeightMode::kF32)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_OpenSynthetic, native, model::WeightMode::kNative)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_DecodeSynthetic, f32, model::WeightMode::kF32)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_DecodeSynthetic, native, model::WeightMode::kNative)
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
