@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <type_traits>
 
 #include "reference/model/router.h"
+#include "reference/train/fp8_linear.h"
 #include "reference/train/ops.h"
 
 namespace dsv3::train {
@@ -72,8 +74,43 @@ struct Ctx {
   const Config& c;
   const model::RopeTable& rope;
   const Objective& obj;
-  int64_t batch = 1;  // B: L_Bal is averaged over sequences
+  int64_t batch = 1;                 // B: L_Bal is averaged over sequences
+  const LowPrecision* lp = nullptr;  // BF16/FP8 Linears (float32 only); null: float32
 };
+
+// The Linears DeepSeek-V3 runs in FP8 (§3.3.1) go through these; the others call linear_fwd.
+template <class S>
+MatT<S> fp8_fwd(const Ctx& ctx, const MatT<S>& x, const MatT<S>& w) {
+  if constexpr (std::is_same_v<S, float>)
+    if (ctx.lp) return lp_linear_fwd(x, w, *ctx.lp);
+  return linear_fwd(x, w);
+}
+
+template <class S>
+void fp8_bwd(const Ctx& ctx, const MatT<S>& x, const MatT<S>& w, const MatT<S>& dy, MatT<S>* dx,
+             MatT<S>& dw, Cached cached = Cached::kFp8) {
+  if constexpr (std::is_same_v<S, float>)
+    if (ctx.lp) return lp_linear_bwd(x, w, dy, dx, dw, *ctx.lp, cached);
+  linear_bwd(x, w, dy, dx, dw);
+}
+
+template <class S>
+MatT<S> ffn_fwd(const Ctx& ctx, const MatT<S>& x, const FfnWeightsT<S>& f, SwigluCache<S>& cache) {
+  if constexpr (std::is_same_v<S, float>)
+    if (ctx.lp) return lp_swiglu_fwd(x, f.gate_proj, f.up_proj, f.down_proj, cache, *ctx.lp);
+  return swiglu_fwd(x, f.gate_proj, f.up_proj, f.down_proj, cache);
+}
+
+template <class S>
+void ffn_bwd(const Ctx& ctx, const MatT<S>& x, const FfnWeightsT<S>& f, const SwigluCache<S>& cache,
+             const MatT<S>& dy, MatT<S>& dx, FfnWeightsT<S>& g) {
+  if constexpr (std::is_same_v<S, float>)
+    if (ctx.lp)
+      return lp_swiglu_bwd(x, f.gate_proj, f.up_proj, f.down_proj, cache, dy, dx, g.gate_proj,
+                           g.up_proj, g.down_proj, *ctx.lp);
+  swiglu_bwd(x, f.gate_proj, f.up_proj, f.down_proj, cache, dy, dx, g.gate_proj, g.up_proj,
+             g.down_proj);
+}
 
 // ---- MLA, naive form (eq. 1-11) ------------------------------------------------------------
 
@@ -126,20 +163,20 @@ MatT<S> mla_fwd(const Ctx& ctx, const AttentionWeightsT<S>& w, const Shape& sh, 
   const double eps = c.rms_norm_eps;
   // eq. (6)-(9): c^Q = W^{DQ} h, normed; [q^C; q^R] = W^{UQ} c^Q (or plain q_proj).
   if (c.q_lora_rank > 0) {
-    m.cq_raw = linear_fwd(x, w.q_a_proj);
+    m.cq_raw = fp8_fwd(ctx, x, w.q_a_proj);
     m.cq = rms_norm_fwd(m.cq_raw, w.q_a_layernorm, eps, m.q_norm);
-    m.q = linear_fwd(m.cq, w.q_b_proj);
+    m.q = fp8_fwd(ctx, m.cq, w.q_b_proj);
   } else {
-    m.q = linear_fwd(x, w.q_proj);
+    m.q = fp8_fwd(ctx, x, w.q_proj);
   }
   rope_rows(ctx.rope, m.q, sh.positions, D.dn, D.dqk, D.H, false);  // eq. (8)
   // eq. (1), (3): [c^KV; k^R] = W^{DKV'} h; the latent is normed, k^R rotated.
-  MatT<S> kv = linear_fwd(x, w.kv_a_proj_with_mqa);  // [N, d_c + d^R_h]
+  MatT<S> kv = fp8_fwd(ctx, x, w.kv_a_proj_with_mqa);  // [N, d_c + d^R_h]
   m.kv_c = kv.leftCols(D.dc);
   m.ckv = rms_norm_fwd(m.kv_c, w.kv_a_layernorm, eps, m.kv_norm);
   m.kpe = kv.rightCols(D.dr);
   rope_rows(ctx.rope, m.kpe, sh.positions, 0, D.dr, 1, false);
-  m.kvb = linear_fwd(m.ckv, w.kv_b_proj);  // eq. (2), (4), (5)
+  m.kvb = fp8_fwd(ctx, m.ckv, w.kv_b_proj);  // eq. (2), (4), (5)
   m.o.resize(sh.rows(), D.H * D.dv);
   m.p.assign(sh.B * D.H, {});
   const S scale = static_cast<S>(c.softmax_scale());
@@ -150,7 +187,7 @@ MatT<S> mla_fwd(const Ctx& ctx, const AttentionWeightsT<S>& w, const Shape& sh, 
     head_kv(m, D, sh, b, h, k, v);
     m.o.block(b * sh.n, h * D.dv, sh.n, D.dv) = attention_fwd(q, k, v, scale, m.p[bh]);  // (10)
   }
-  return linear_fwd(m.o, w.o_proj);  // eq. (11)
+  return fp8_fwd(ctx, m.o, w.o_proj);  // eq. (11)
 }
 
 template <class S>
@@ -160,7 +197,8 @@ void mla_bwd(const Ctx& ctx, const AttentionWeightsT<S>& w, const Shape& sh, con
   const MlaDims D(c);
   const int64_t N = sh.rows();
   MatT<S> d_o = MatT<S>::Zero(N, D.H * D.dv);
-  linear_bwd(m.o, w.o_proj, dout, &d_o, g.o_proj);
+  // The input of the Linear after attention is cached in E5M6 (§3.3.3).
+  fp8_bwd(ctx, m.o, w.o_proj, dout, &d_o, g.o_proj, Cached::kE5M6);
   MatT<S> dq = MatT<S>::Zero(N, D.H * D.dqk);
   MatT<S> dkvb = MatT<S>::Zero(N, D.H * (D.dn + D.dv));
   std::vector<MatT<S>> dkpe_head(sh.B * D.H);  // k^R is shared: its gradient sums over heads
@@ -184,20 +222,20 @@ void mla_bwd(const Ctx& ctx, const AttentionWeightsT<S>& w, const Shape& sh, con
   rope_rows(ctx.rope, dq, sh.positions, D.dn, D.dqk, D.H, true);
   rope_rows(ctx.rope, dkpe, sh.positions, 0, D.dr, 1, true);
   MatT<S> dckv = MatT<S>::Zero(N, D.dc);
-  linear_bwd(m.ckv, w.kv_b_proj, dkvb, &dckv, g.kv_b_proj);
+  fp8_bwd(ctx, m.ckv, w.kv_b_proj, dkvb, &dckv, g.kv_b_proj);
   MatT<S> dkv = MatT<S>::Zero(N, D.dc + D.dr);
   MatT<S> dkv_c = MatT<S>::Zero(N, D.dc);
   rms_norm_bwd(m.kv_c, w.kv_a_layernorm, m.kv_norm, dckv, dkv_c, g.kv_a_layernorm);
   dkv.leftCols(D.dc) = dkv_c;
   dkv.rightCols(D.dr) = dkpe;
-  linear_bwd(x, w.kv_a_proj_with_mqa, dkv, &dx, g.kv_a_proj_with_mqa);
+  fp8_bwd(ctx, x, w.kv_a_proj_with_mqa, dkv, &dx, g.kv_a_proj_with_mqa);
   if (c.q_lora_rank > 0) {
     MatT<S> dcq = MatT<S>::Zero(N, c.q_lora_rank), dcq_raw = MatT<S>::Zero(N, c.q_lora_rank);
-    linear_bwd(m.cq, w.q_b_proj, dq, &dcq, g.q_b_proj);
+    fp8_bwd(ctx, m.cq, w.q_b_proj, dq, &dcq, g.q_b_proj);
     rms_norm_bwd(m.cq_raw, w.q_a_layernorm, m.q_norm, dcq, dcq_raw, g.q_a_layernorm);
-    linear_bwd(x, w.q_a_proj, dcq_raw, &dx, g.q_a_proj);
+    fp8_bwd(ctx, x, w.q_a_proj, dcq_raw, &dx, g.q_a_proj);
   } else {
-    linear_bwd(x, w.q_proj, dq, &dx, g.q_proj);
+    fp8_bwd(ctx, x, w.q_proj, dq, &dx, g.q_proj);
   }
 }
 
@@ -290,7 +328,7 @@ MatT<S> moe_fwd(const Ctx& ctx, const MoeWeightsT<S>& w, const Shape& sh, const 
     m.xe[e].resize(m.routed[e].size(), x.cols());
     for (size_t i = 0; i < m.routed[e].size(); ++i) m.xe[e].row(i) = x.row(m.routed[e][i].first);
     const FfnWeightsT<S>& f = w.experts[e];
-    m.ye[e] = swiglu_fwd(m.xe[e], f.gate_proj, f.up_proj, f.down_proj, m.ec[e]);
+    m.ye[e] = ffn_fwd(ctx, m.xe[e], f, m.ec[e]);
   }
   MatT<S> y = MatT<S>::Zero(N, x.cols());
   for (int64_t e = 0; e < E; ++e)
@@ -298,8 +336,7 @@ MatT<S> moe_fwd(const Ctx& ctx, const MoeWeightsT<S>& w, const Shape& sh, const 
       auto [t, j] = m.routed[e][i];
       y.row(t) += m.gate[t][j] * m.ye[e].row(i);
     }
-  if (w.shared)
-    y += swiglu_fwd(x, w.shared->gate_proj, w.shared->up_proj, w.shared->down_proj, m.shared);
+  if (w.shared) y += ffn_fwd(ctx, x, *w.shared, m.shared);
   return y;
 }
 
@@ -309,9 +346,7 @@ void moe_bwd(const Ctx& ctx, const MoeWeightsT<S>& w, const Shape& sh, const Mat
   const Config& c = ctx.c;
   const int64_t N = sh.rows(), E = c.n_routed_experts, K = c.num_experts_per_tok;
   const S R = static_cast<S>(c.routed_scaling_factor);
-  if (w.shared)
-    swiglu_bwd(x, w.shared->gate_proj, w.shared->up_proj, w.shared->down_proj, m.shared, dy, dx,
-               g.shared->gate_proj, g.shared->up_proj, g.shared->down_proj);
+  if (w.shared) ffn_bwd(ctx, x, *w.shared, m.shared, dy, dx, *g.shared);
   // Experts: input gradient g_i δy; gate gradient a_i = δy . FFN_i(u) (training.md §6.2).
   std::vector<std::vector<S>> a(N, std::vector<S>(K, S(0)));
   std::vector<MatT<S>> dxe(E);
@@ -325,10 +360,7 @@ void moe_bwd(const Ctx& ctx, const MoeWeightsT<S>& w, const Shape& sh, const Mat
       a[t][j] = dy.row(t).dot(m.ye[e].row(i));
     }
     dxe[e] = MatT<S>::Zero(dye.rows(), x.cols());
-    FfnWeightsT<S>& ge = g.experts[e];
-    const FfnWeightsT<S>& f = w.experts[e];
-    swiglu_bwd(m.xe[e], f.gate_proj, f.up_proj, f.down_proj, m.ec[e], dye, dxe[e], ge.gate_proj,
-               ge.up_proj, ge.down_proj);
+    ffn_bwd(ctx, m.xe[e], w.experts[e], m.ec[e], dye, dxe[e], g.experts[e]);
   }
   for (int64_t e = 0; e < E; ++e)
     for (size_t i = 0; i < m.routed[e].size(); ++i) dx.row(m.routed[e][i].first) += dxe[e].row(i);
@@ -389,8 +421,7 @@ MatT<S> block_fwd(const Ctx& ctx, const LayerWeightsT<S>& w, const Shape& sh, co
   bc.f = rms_norm_fwd(bc.h, w.post_attention_layernorm, eps, bc.n2);
   balance = 0;
   if (w.moe) return bc.h + moe_fwd(ctx, *w.moe, sh, bc.f, bc.moe, balance);
-  return bc.h +
-         swiglu_fwd(bc.f, w.dense->gate_proj, w.dense->up_proj, w.dense->down_proj, bc.dense);
+  return bc.h + ffn_fwd(ctx, bc.f, *w.dense, bc.dense);
 }
 
 // dx = dL/dx from dy = dL/dy.
@@ -402,8 +433,7 @@ MatT<S> block_bwd(const Ctx& ctx, const LayerWeightsT<S>& w, const Shape& sh,
   if (w.moe)
     moe_bwd(ctx, *w.moe, sh, bc.f, bc.moe, dy, df, *g.moe);
   else
-    swiglu_bwd(bc.f, w.dense->gate_proj, w.dense->up_proj, w.dense->down_proj, bc.dense, dy, df,
-               g.dense->gate_proj, g.dense->up_proj, g.dense->down_proj);
+    ffn_bwd(ctx, bc.f, *w.dense, bc.dense, dy, df, *g.dense);
   MatT<S> dh = dy;  // residual
   rms_norm_bwd(bc.h, w.post_attention_layernorm, bc.n2, df, dh, g.post_attention_layernorm);
   MatT<S> dxn = MatT<S>::Zero(N, d);
@@ -436,7 +466,8 @@ struct MtpCache {
 
 template <class S>
 LossParts loss_and_grad(const Config& c, const model::RopeTable& rope, const ModelWeightsT<S>& w,
-                        const Batch& batch, const Objective& obj, ModelWeightsT<S>* grad) {
+                        const Batch& batch, const Objective& obj, ModelWeightsT<S>* grad,
+                        const LowPrecision* precision) {
   const int64_t B = batch.B, T = batch.T, d = c.hidden_size, V = c.vocab_size;
   const int D = static_cast<int>(w.mtp.size());
   if (B < 1 || T < D + 2)
@@ -452,7 +483,9 @@ LossParts loss_and_grad(const Config& c, const model::RopeTable& rope, const Mod
     throw std::out_of_range(fmt::format("sequence length {} exceeds max_position_embeddings {}", T,
                                         c.max_position_embeddings));
   const double eps = c.rms_norm_eps;
-  Ctx ctx{c, rope, obj, B};
+  Ctx ctx{c, rope, obj, B, precision};
+  if (precision && precision->precision == Precision::kFp32) ctx.lp = nullptr;
+  if (ctx.lp) ctx.lp->validate();
   LossParts out;
 
   // ---- Main model forward.
@@ -557,10 +590,10 @@ LossParts loss_and_grad(const Config& c, const model::RopeTable& rope, const Mod
 
 template LossParts loss_and_grad(const Config&, const model::RopeTable&,
                                  const ModelWeightsT<float>&, const Batch&, const Objective&,
-                                 ModelWeightsT<float>*);
+                                 ModelWeightsT<float>*, const LowPrecision*);
 template LossParts loss_and_grad(const Config&, const model::RopeTable&,
                                  const ModelWeightsT<double>&, const Batch&, const Objective&,
-                                 ModelWeightsT<double>*);
+                                 ModelWeightsT<double>*, const LowPrecision*);
 template ModelWeightsT<float> zeros_like(const Config&, const ModelWeightsT<float>&);
 template ModelWeightsT<double> zeros_like(const Config&, const ModelWeightsT<double>&);
 

@@ -30,6 +30,8 @@
 
 namespace dsv3::train {
 
+struct LowPrecision;  // fp8_linear.h
+
 // none: no balancing at all (bias frozen, alpha forced to 0);
 // loss-free: the bias selects and is updated with gamma after each step (§2.1.2), plus alpha*L_Bal;
 // aux: the classic auxiliary loss alpha*L_Bal alone; routing ignores the bias.
@@ -64,10 +66,13 @@ struct LossParts {
 
 // Forward of L; with grad set, also the backward: grad must have the weights' layout (see
 // zeros_like) and receives dL/dθ added to it. The correction biases get no gradient.
+// precision (float32 only; null = every GEMM in float32): the Linears DeepSeek-V3 runs in FP8
+// (attention projections, dense, shared and routed expert FFNs) go through fp8_linear.h in BF16
+// or FP8; embedding, head, MoE gate, MTP eh_proj, norms and the attention core stay float32.
 template <class S>
 LossParts loss_and_grad(const model::Config& c, const model::RopeTable& rope,
                         const model::ModelWeightsT<S>& w, const Batch& batch, const Objective& obj,
-                        model::ModelWeightsT<S>* grad);
+                        model::ModelWeightsT<S>* grad, const LowPrecision* precision = nullptr);
 
 // Zero tensors in the layout of w (same MTP depth).
 template <class S>

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "reference/balance/metrics.h"
+#include "reference/fp8/format.h"
 
 namespace dsv3::train {
 
@@ -94,6 +95,10 @@ void adamw_step(const model::Config& c, model::ModelWeights& w, const model::Mod
       if (decay[k]) p[i] *= wd;
       m[i] += (gi - m[i]) * (1.0f - b1);  // torch: exp_avg.lerp_(grad, 1 - beta1)
       v[i] = v[i] * b2 + (1.0f - b2) * gi * gi;
+      if (opt.bf16_moments) {
+        m[i] = fp8::bf16_round(m[i]);
+        v[i] = fp8::bf16_round(v[i]);
+      }
       const float denom = std::sqrt(v[i]) / bc2_sqrt + eps;
       p[i] -= step_size * (m[i] / denom);
     }

@@ -28,6 +28,9 @@ struct AdamWOptions {
   double beta2 = 0.95;
   double eps = 1e-8;  // not stated in the paper; the usual value
   double weight_decay = 0.1;
+  // V3 §3.3.3: the moments are stored in BF16 (round to nearest even after each update; the
+  // step then reads the stored values). Master weights and gradients stay float32.
+  bool bf16_moments = false;
 };
 
 struct AdamWState {

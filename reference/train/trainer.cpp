@@ -332,7 +332,7 @@ StepRecord Trainer::train_step() {
   obj.mtp_lambda = r.mtp_lambda = opt_.mtp_lambda_at(k);
   r.bias_gamma = opt_.bias_gamma_at(k);
   try {
-    r.loss = loss_and_grad(config_, rope_, weights_, batch, obj, &grad);
+    r.loss = loss_and_grad(config_, rope_, weights_, batch, obj, &grad, &opt_.precision);
   } catch (const std::exception& e) {
     throw TrainError(fmt::format("step {}: {}", k + 1, e.what()));
   }
@@ -344,8 +344,9 @@ StepRecord Trainer::train_step() {
                     k + 1, num(r.loss.total), num(r.grad_norm)));
   r.clipped = opt_.clip > 0 && r.grad_norm > opt_.clip;
   r.lr = learning_rate(opt_.schedule, opt_.lr, k, opt_.steps, opt_.warmup_steps());
-  adamw_step(config_, weights_, grad, opt_state_, r.lr, opt_.adamw,
-             clip_scale(r.grad_norm, opt_.clip));
+  AdamWOptions adamw = opt_.adamw;
+  adamw.bf16_moments = adamw.bf16_moments || opt_.precision.fp8();
+  adamw_step(config_, weights_, grad, opt_state_, r.lr, adamw, clip_scale(r.grad_norm, opt_.clip));
   update_biases(config_, weights_, r.loss, r.bias_gamma);
   r.step = opt_state_.step;
   r.max_vio = step_max_vio(r.loss);
@@ -405,6 +406,7 @@ void Trainer::save_checkpoint() const {
       {"weight_decay", opt_.adamw.weight_decay},
       {"adam_betas", {opt_.adamw.beta1, opt_.adamw.beta2}},
       {"adam_eps", opt_.adamw.eps},
+      {"precision", opt_.precision.describe()},
       {"clip", opt_.clip},
       {"seed", opt_.seed},
   };

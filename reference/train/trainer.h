@@ -14,6 +14,7 @@
 #include "reference/model/config.h"
 #include "reference/model/rope.h"
 #include "reference/model/weights.h"
+#include "reference/train/fp8_linear.h"
 #include "reference/train/objective.h"
 #include "reference/train/optimizer.h"
 
@@ -81,6 +82,9 @@ struct TrainOptions {
   // tokens (67.6%), gamma -> 0 for the last 500B (after 96.6%). Off: constant lambda and gamma.
   bool v3_phases = false;
   AdamWOptions adamw;
+  // --precision: the FP8-eligible Linears in fp32, bf16 or fp8 (fp8_linear.h); fp8 also stores
+  // the AdamW moments in BF16 (V3 §3.3.3).
+  LowPrecision precision;
   double clip = 1.0;  // V3 §4.2
   uint64_t seed = 0;
   double init_std = 0;  // 0: 0.006 * sqrt(7168 / d), the paper's std*sqrt(d) kept (see docs)
