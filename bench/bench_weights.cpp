@@ -191,21 +191,39 @@ void BM_DecodeSynthetic(benchmark::State& state, model::WeightMode mode) {
   state.counters["rss_file_MB"] = static_cast<double>(mem.rss_file) / 1e6;
 }
 
-BENCHMARK(BM_ReadBandwidth)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_CopyBandwidth)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_MatvecEigen)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_MatvecF32Model)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_MatvecCompact, f32, WeightFormat::kF32)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_MatvecCompact, bf16, WeightFormat::kBF16)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_MatvecCompact, fp8, WeightFormat::kFP8)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_MatvecFused, f32, WeightFormat::kF32)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_MatvecFused, bf16, WeightFormat::kBF16)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_MatvecFused, fp8, WeightFormat::kFP8)->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_OpenSynthetic, f32, model::WeightMode::kF32)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ReadBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_CopyBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_MatvecEigen)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_MatvecF32Model)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatvecCompact, f32, WeightFormat::kF32)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatvecCompact, bf16, WeightFormat::kBF16)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatvecCompact, fp8, WeightFormat::kFP8)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatvecFused, f32, WeightFormat::kF32)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatvecFused, bf16, WeightFormat::kBF16)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatvecFused, fp8, WeightFormat::kFP8)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_OpenSynthetic, f32, model::WeightMode::kF32)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_OpenSynthetic, native, model::WeightMode::kNative)
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_DecodeSynthetic, f32, model::WeightMode::kF32)->Unit(benchmark::kMillisecond);
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_DecodeSynthetic, f32, model::WeightMode::kF32)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_DecodeSynthetic, native, model::WeightMode::kNative)
-    ->Unit(benchmark::kMillisecond);
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace

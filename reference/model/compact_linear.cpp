@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 
 #include "reference/io/safetensors.h"
 #include "reference/model/model.h"
@@ -99,27 +100,95 @@ inline __m256 bf16_x8(const uint8_t* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
 
-// Eight elements of any format, times the FP8 block scale `s` (1 otherwise: the product is then
-// skipped, so F32/BF16/F16 values pass unchanged).
-inline __m256 load_x8(WeightFormat f, const uint8_t* p, float s) {
-  switch (f) {
-    case WeightFormat::kFP8:
-      return _mm256_mul_ps(e4m3_x8(p), _mm256_set1_ps(s));
-    case WeightFormat::kBF16:
-      return bf16_x8(p);
-    case WeightFormat::kF16:
+// Eight elements of format F, times the FP8 block scale `s` (ignored for the other formats).
+template <WeightFormat F>
+inline __m256 load_x8(const uint8_t* p, [[maybe_unused]] float s) {
+  if constexpr (F == WeightFormat::kFP8) {
+    return _mm256_mul_ps(e4m3_x8(p), _mm256_set1_ps(s));
+  } else if constexpr (F == WeightFormat::kBF16) {
+    return bf16_x8(p);
+  } else if constexpr (F == WeightFormat::kF32) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
+  } else {
 #if defined(__F16C__)
-      return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 #else
-      break;
+    alignas(32) float tmp[8];  // no F16C: the scalar decoder, eight times
+    for (int i = 0; i < 8; ++i) tmp[i] = io::f16_to_f32(load_u16(p + 2 * i));
+    return _mm256_load_ps(tmp);
 #endif
-    case WeightFormat::kF32:
-      return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
   }
-  // F16 without F16C: the scalar decoder, eight times.
-  alignas(32) float tmp[8];
-  for (int i = 0; i < 8; ++i) tmp[i] = io::f16_to_f32(load_u16(p + 2 * i));
-  return _mm256_load_ps(tmp);
+}
+#endif
+
+// Calls fn(std::integral_constant<WeightFormat, f>{}): one instantiation per format, so that
+// the inner loops know their format at compile time.
+template <class Fn>
+void with_format(WeightFormat f, Fn&& fn) {
+  switch (f) {
+    case WeightFormat::kF32:
+      return fn(std::integral_constant<WeightFormat, WeightFormat::kF32>{});
+    case WeightFormat::kBF16:
+      return fn(std::integral_constant<WeightFormat, WeightFormat::kBF16>{});
+    case WeightFormat::kF16:
+      return fn(std::integral_constant<WeightFormat, WeightFormat::kF16>{});
+    case WeightFormat::kFP8:
+      return fn(std::integral_constant<WeightFormat, WeightFormat::kFP8>{});
+  }
+}
+
+template <WeightFormat F>
+void decode_row_t(const CompactMatrix& w, int64_t r, float* out) {
+  constexpr size_t eb = F == WeightFormat::kF32 ? 4 : F == WeightFormat::kFP8 ? 1 : 2;
+  const uint8_t* p = w.data + static_cast<size_t>(r * w.cols) * eb;
+  const int64_t sc = w.scale_cols();
+  // Column blocks of 128: the FP8 scale is constant inside one (1 for the other formats).
+  for (int64_t c0 = 0; c0 < w.cols; c0 += 128) {
+    const int64_t c1 = std::min<int64_t>(w.cols, c0 + 128);
+    const float s = F == WeightFormat::kFP8 ? w.scale_inv[(r / 128) * sc + c0 / 128] : 1.0f;
+    int64_t c = c0;
+#if defined(__AVX2__)
+    for (; c + 8 <= c1; c += 8) _mm256_storeu_ps(out + c, load_x8<F>(p + c * eb, s));
+#endif
+    for (; c < c1; ++c) {
+      const float v = scalar_element(w, p, c);
+      out[c] = F == WeightFormat::kFP8 ? v * s : v;
+    }
+  }
+}
+
+#if defined(__AVX2__)
+// One output of fused_matvec in the order its header documents.
+template <WeightFormat F>
+float fused_row(const CompactMatrix& w, int64_t o, const float* x) {
+  constexpr size_t eb = F == WeightFormat::kF32 ? 4 : F == WeightFormat::kFP8 ? 1 : 2;
+  const int64_t in = w.cols, n32 = in / 32 * 32;
+  const uint8_t* p = w.data + static_cast<size_t>(o * in) * eb;
+  const float* scales =
+      F == WeightFormat::kFP8 ? &w.scale_inv[(o / 128) * w.scale_cols()] : nullptr;
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(),
+         acc3 = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n32; i += 32) {
+    const float s = F == WeightFormat::kFP8 ? scales[i / 128] : 1.0f;  // 32 | 128: one block
+    acc0 = _mm256_add_ps(acc0, _mm256_mul_ps(load_x8<F>(p + i * eb, s), _mm256_loadu_ps(x + i)));
+    acc1 = _mm256_add_ps(
+        acc1, _mm256_mul_ps(load_x8<F>(p + (i + 8) * eb, s), _mm256_loadu_ps(x + i + 8)));
+    acc2 = _mm256_add_ps(
+        acc2, _mm256_mul_ps(load_x8<F>(p + (i + 16) * eb, s), _mm256_loadu_ps(x + i + 16)));
+    acc3 = _mm256_add_ps(
+        acc3, _mm256_mul_ps(load_x8<F>(p + (i + 24) * eb, s), _mm256_loadu_ps(x + i + 24)));
+  }
+  const __m256 s8 = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
+  // ((s0+s4) + (s2+s6)) + ((s1+s5) + (s3+s7))
+  __m128 q = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  float sum = _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+  for (int64_t i = n32; i < in; ++i) {
+    float v = scalar_element(w, p, i);
+    if (F == WeightFormat::kFP8) v *= scales[i / 128];
+    sum += v * x[i];
+  }
+  return sum;
 }
 #endif
 
@@ -131,22 +200,7 @@ void CompactMatrix::row(int64_t r, float* out) const {
 }
 
 void CompactMatrix::decode_row(int64_t r, float* out) const {
-  const size_t eb = element_bytes(format);
-  const uint8_t* p = data + static_cast<size_t>(r * cols) * eb;
-  const int64_t sc = scale_cols();
-  // Column blocks of 128: the FP8 scale is constant inside one (1 for the other formats).
-  for (int64_t c0 = 0; c0 < cols; c0 += 128) {
-    const int64_t c1 = std::min<int64_t>(cols, c0 + 128);
-    const float s = format == WeightFormat::kFP8 ? scale_inv[(r / 128) * sc + c0 / 128] : 1.0f;
-    int64_t c = c0;
-#if defined(__AVX2__)
-    for (; c + 8 <= c1; c += 8) _mm256_storeu_ps(out + c, load_x8(format, p + c * eb, s));
-#endif
-    for (; c < c1; ++c) {
-      const float v = scalar_element(*this, p, c);
-      out[c] = format == WeightFormat::kFP8 ? v * s : v;
-    }
-  }
+  with_format(format, [&](auto f) { decode_row_t<decltype(f)::value>(*this, r, out); });
 }
 
 Mat CompactMatrix::to_f32() const {
@@ -224,41 +278,14 @@ Mat matmul_wt_reference(const Mat& x, const CompactMatrix& w) {
 }
 
 void fused_matvec(const CompactMatrix& w, const float* x, float* y) {
-  const int64_t out = w.rows, in = w.cols, n32 = in / 32 * 32;
-  const size_t eb = element_bytes(w.format);
-  const int64_t sc = w.scale_cols();
+  const int64_t out = w.rows, in = w.cols;
   w.count_read(w.nbytes());
 #if defined(__AVX2__)
+  with_format(w.format, [&](auto f) {
 #pragma omp parallel for schedule(static) if (out * in > (1 << 18))
-  for (int64_t o = 0; o < out; ++o) {
-    const uint8_t* p = w.data + static_cast<size_t>(o * in) * eb;
-    const float* scales = w.format == WeightFormat::kFP8 ? &w.scale_inv[(o / 128) * sc] : nullptr;
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                     _mm256_setzero_ps()};
-    for (int64_t i = 0; i < n32; i += 32) {
-      const float s = scales ? scales[i / 128] : 1.0f;  // 32 | 128: one block per step
-      for (int a = 0; a < 4; ++a) {
-        const int64_t j = i + 8 * a;
-        acc[a] = _mm256_add_ps(
-            acc[a], _mm256_mul_ps(load_x8(w.format, p + j * eb, s), _mm256_loadu_ps(x + j)));
-      }
-    }
-    const __m256 s8 = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    // ((s0+s4) + (s2+s6)) + ((s1+s5) + (s3+s7))
-    __m128 q = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    float sum = _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
-    for (int64_t i = n32; i < in; ++i) {
-      float v = scalar_element(w, p, i);
-      if (scales) v *= scales[i / 128];
-      sum += v * x[i];
-    }
-    y[o] = sum;
-  }
+    for (int64_t o = 0; o < out; ++o) y[o] = fused_row<decltype(f)::value>(w, o, x);
+  });
 #else
-  (void)eb;
-  (void)sc;
-  (void)n32;
 #pragma omp parallel if (out * in > (1 << 18))
   {
     Mat row(1, in);
