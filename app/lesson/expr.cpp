@@ -53,7 +53,22 @@ class Parser {
     i_ += tok.size();
     return true;
   }
-  static ExprPtr node(Expr::Kind k, std::string name, std::vector<ExprPtr> kids) {
+  // Hostile text must not exhaust the stack (docs/reliability.md): parsing and evaluating
+  // recurse once per nesting level ("((((", "----x") and once per node of a left-leaning chain
+  // ("1+1+1..."), so both are bounded; a lesson's checks use a handful of each.
+  static constexpr int kMaxDepth = 64;
+  static constexpr int kMaxNodes = 1000;
+  struct Nest {
+    Parser& p;
+    explicit Nest(Parser& parser) : p(parser) {
+      if (++p.depth_ > kMaxDepth) p.fail(fmt::format("nested more than {} levels deep", kMaxDepth));
+    }
+    ~Nest() { --p.depth_; }
+    Nest(const Nest&) = delete;
+    Nest& operator=(const Nest&) = delete;
+  };
+  ExprPtr node(Expr::Kind k, std::string name, std::vector<ExprPtr> kids) {
+    if (++nodes_ > kMaxNodes) fail(fmt::format("more than {} terms", kMaxNodes));
     auto e = std::make_shared<Expr>();
     e->kind = k;
     e->name = std::move(name);
@@ -61,6 +76,7 @@ class Parser {
     return e;
   }
   ExprPtr parse_or() {
+    const Nest nest(*this);
     ExprPtr l = parse_and();
     while (eat("||")) l = node(Expr::kBinary, "||", {l, parse_and()});
     return l;
@@ -71,7 +87,10 @@ class Parser {
     return l;
   }
   ExprPtr parse_not() {
-    if (eat("!")) return node(Expr::kUnary, "!", {parse_not()});
+    if (eat("!")) {
+      const Nest nest(*this);
+      return node(Expr::kUnary, "!", {parse_not()});
+    }
     return parse_cmp();
   }
   ExprPtr parse_cmp() {
@@ -105,7 +124,10 @@ class Parser {
     }
   }
   ExprPtr parse_unary() {
-    if (eat("-")) return node(Expr::kUnary, "-", {parse_unary()});
+    if (eat("-")) {
+      const Nest nest(*this);
+      return node(Expr::kUnary, "-", {parse_unary()});
+    }
     return parse_postfix();
   }
   ExprPtr parse_postfix() {
@@ -161,7 +183,7 @@ class Parser {
     if (std::isdigit(static_cast<unsigned char>(c)) || c == '.') {
       const char* b = s_.data() + i_;
       char* end = nullptr;
-      std::string tmp(s_.substr(i_));
+      std::string tmp(s_.substr(i_, 400));  // a number is shorter: no copy of a long rest
       double v = std::strtod(tmp.c_str(), &end);
       if (end == tmp.c_str()) fail("bad number");
       i_ += static_cast<size_t>(end - tmp.c_str());
@@ -190,6 +212,7 @@ class Parser {
 
   std::string_view s_;
   size_t i_ = 0;
+  int depth_ = 0, nodes_ = 0;
 };
 
 json eval_binary(const std::string& op, const json& l, const json& r) {
@@ -231,7 +254,9 @@ json eval_binary(const std::string& op, const json& l, const json& r) {
 }
 
 std::string group_digits(long long v) {
-  std::string s = std::to_string(v < 0 ? -v : v), out;
+  // The magnitude in unsigned arithmetic: -v overflows for the most negative value.
+  const unsigned long long m = v < 0 ? 0ull - static_cast<unsigned long long>(v) : v;
+  std::string s = std::to_string(m), out;
   for (size_t i = 0; i < s.size(); ++i) {
     if (i && (s.size() - i) % 3 == 0) out += ',';
     out += s[i];
@@ -347,7 +372,11 @@ std::string format_value(const json& v, std::string_view f) {
     if (std::fabs(x) < 1e15 && x == std::round(x)) return group_digits(static_cast<long long>(x));
     return fmt::format("{:.4g}", x);
   }
-  if (f == "int") return group_digits(static_cast<long long>(std::llround(x)));
+  if (f == "int") {
+    // llround is unspecified outside long long (1e308, NaN): such values print as they are.
+    if (!(std::fabs(x) < 9.0e18)) return fmt::format("{:.0f}", x);
+    return group_digits(static_cast<long long>(std::llround(x)));
+  }
   if (f == "bytes") {
     const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
     int u = 0;

@@ -141,10 +141,17 @@ BpeTokenizer BpeTokenizer::from_parsed(const nlohmann::json& j, const std::strin
   BpeTokenizer t;
   t.tokens_.clear();
   std::unordered_map<std::string, int32_t> by_text;
+  // The id table is as long as the largest id: a few tokens must not claim an id of 10^7 and
+  // make it allocate a gigabyte. Gaps of unused ids are allowed, up to 65536 beyond the
+  // number of tokens the file lists (DeepSeek-V3's ids are dense).
+  const size_t listed =
+      m["vocab"].size() +
+      (j.contains("added_tokens") && j["added_tokens"].is_array() ? j["added_tokens"].size() : 0);
+  const int64_t id_limit = std::min<int64_t>(kMaxId, static_cast<int64_t>(listed) + 65536);
   const auto put = [&](int64_t id, const std::string& text, bool special, const char* where) {
-    if (id < 0 || id >= kMaxId)
-      throw fail(fmt::format("{} token {} has id {}, outside [0, {})", where, json(text).dump(), id,
-                             kMaxId));
+    if (id < 0 || id >= id_limit)
+      throw fail(fmt::format("{} token {} has id {}, outside [0, {}) ({} tokens listed)", where,
+                             json(text).dump(), id, id_limit, listed));
     if (id >= static_cast<int64_t>(t.tokens_.size())) t.tokens_.resize(id + 1);
     Token& tok = t.tokens_[id];
     if (tok.used && tok.text != text)
@@ -248,7 +255,7 @@ BpeTokenizer BpeTokenizer::from_json(std::string_view json_text, const std::stri
   json j;
   try {
     j = json::parse(json_text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e999
     throw fail(fmt::format("not valid JSON ({})", e.what()));
   }
   try {

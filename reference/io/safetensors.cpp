@@ -63,12 +63,17 @@ int64_t TensorView::numel() const {
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
+  // O_NONBLOCK: a FIFO named as a shard must not block the open; it is refused just below.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw FormatError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     ::close(fd);
     throw FormatError(fmt::format("{}: cannot stat", path));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw FormatError(fmt::format("{}: not a regular file", path));
   }
   size_ = static_cast<size_t>(st.st_size);
   if (size_ < 8) {
@@ -91,7 +96,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     throw FormatError(fmt::format("{}: {}", path, what));
   };
   if (header_len > kMaxHeader)
-    fail(fmt::format("header length {} is implausibly large (corrupt file?)", header_len));
+    fail(fmt::format("header length {} is implausibly large: the limit is {} bytes (corrupt file?)",
+                     header_len, kMaxHeader));
   if (header_len > size_ - 8)
     fail(fmt::format("header length {} runs past the end of the {}-byte file", header_len, size_));
   json header;
@@ -99,6 +105,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     header = json::parse(base + 8, base + 8 + header_len);
   } catch (const json::parse_error& e) {
     fail(fmt::format("header is not valid JSON (byte {})", e.byte));
+  } catch (const json::exception& e) {  // a number beyond double range (out_of_range.406)
+    fail(fmt::format("header is not valid JSON ({})", e.what()));
   }
   if (!header.is_object()) fail("header is not a JSON object");
   const uint64_t data_size = size_ - 8 - header_len;
@@ -129,13 +137,19 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       throw;
     }
     if (!t["shape"].is_array()) fail(fmt::format("tensor '{}': shape is not a list", name));
-    uint64_t numel = 1;
+    // The product of the non-zero sizes must stay below 2^53 elements (8 bytes each fit in
+    // int64), whatever the data offsets say: a shape [2^40, 2^40] is refused here, before
+    // numel() or a conversion could overflow; a 0 size makes the tensor empty, not larger.
+    constexpr uint64_t kMaxElements = uint64_t{1} << 53;
+    uint64_t numel = 1, nonzero = 1;
     for (const json& s : t["shape"]) {
       if (!s.is_number_unsigned())
         fail(fmt::format("tensor '{}': shape entries must be non-negative integers", name));
       uint64_t d = s.get<uint64_t>();
-      if (d != 0 && numel > std::numeric_limits<uint64_t>::max() / d / 8)
-        fail(fmt::format("tensor '{}': shape overflows", name));
+      if (d != 0 && nonzero > kMaxElements / d)
+        fail(fmt::format("tensor '{}': shape {} overflows: more than 2^53 elements", name,
+                         t["shape"].dump()));
+      if (d != 0) nonzero *= d;
       numel *= d;
       v.shape.push_back(static_cast<int64_t>(d));
     }
@@ -186,6 +200,8 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
       j = json::parse(in);
     } catch (const json::parse_error& e) {
       throw FormatError(fmt::format("{}: not valid JSON (byte {})", index_path, e.byte));
+    } catch (const json::exception& e) {  // a number beyond double range (out_of_range.406)
+      throw FormatError(fmt::format("{}: not valid JSON ({})", index_path, e.what()));
     }
     if (!j.contains("weight_map") || !j["weight_map"].is_object())
       throw FormatError(fmt::format("{}: missing 'weight_map' object", index_path));
@@ -194,7 +210,14 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
       if (!it->is_string())
         throw FormatError(
             fmt::format("{}: weight_map entry '{}' is not a file name", index_path, it.key()));
-      shards.insert(it->get<std::string>());
+      // Shards live in the checkpoint folder: a path ("../x", "/dev/zero") is not a shard.
+      const std::string shard = it->get<std::string>();
+      if (shard.empty() || shard == "." || shard == ".." || shard.find('/') != std::string::npos ||
+          shard.find('\0') != std::string::npos)
+        throw FormatError(
+            fmt::format("{}: weight_map entry '{}' names '{}', not a file of the folder",
+                        index_path, it.key(), shard));
+      shards.insert(shard);
       index_map_[it.key()] = it->get<std::string>();
     }
     for (const std::string& s : shards) {
@@ -291,7 +314,7 @@ std::vector<float> to_f32(const TensorView& t) {
   const uint8_t* p = t.data;
   switch (t.dtype) {
     case DType::kF32:
-      std::memcpy(out.data(), p, n * 4);
+      if (n > 0) std::memcpy(out.data(), p, n * 4);  // empty: out.data() may be null (UB)
       break;
     case DType::kF64:
       for (size_t i = 0; i < n; ++i) {
@@ -361,8 +384,9 @@ Mat Checkpoint::matrix(const std::string& name, std::vector<int64_t> expect) con
           fmt::format("{}: '{}' has shape {}, expected [{}, {}] for {} with 128x128 blocks",
                       s->file, s->name, shape_str(s->shape), br, bc, shape_str(t.shape)));
     std::vector<float> scale = to_f32(*s);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) m(r, c) *= scale[(r / 128) * bc + c / 128];
+    if (m.size() > 0)  // an empty [2^50, 0] weight must not loop over its rows
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) m(r, c) *= scale[(r / 128) * bc + c / 128];
   } else if (t.dtype == DType::kF8E4M3 || t.dtype == DType::kF8E5M2) {
     throw FormatError(
         fmt::format("{}: FP8 tensor '{}' has no '{}.weight_scale_inv'", t.file, name, base));

@@ -277,6 +277,38 @@ void Config::validate() const {
   auto positive = [&](const char* key, int64_t v) {
     if (v <= 0) fail(key, fmt::format("must be positive, got {}", v));
   };
+  // Upper bounds, checked first (docs/reliability.md): far above every published model
+  // (DeepSeek-V3: d = 7168, 61 layers, 128 heads, 256 experts, vocab 129280, 163840 positions)
+  // and low enough that every size derived from them (parameter counts, FLOPs, KV-cache bytes
+  // at max_position_embeddings) fits in int64 with room to spare. A config with 10^9 experts
+  // or layers is refused here, before anything is counted or allocated.
+  auto at_most = [&](const char* key, int64_t v, int64_t limit) {
+    if (v > limit)
+      fail(key, fmt::format("is {}, above the limit {} (larger than any model this code can hold)",
+                            v, limit));
+  };
+  at_most("vocab_size", vocab_size, kConfigLimits.vocab_size);
+  at_most("hidden_size", hidden_size, kConfigLimits.width);
+  at_most("intermediate_size", intermediate_size, kConfigLimits.ffn_width);
+  at_most("moe_intermediate_size", moe_intermediate_size, kConfigLimits.ffn_width);
+  at_most("num_hidden_layers", num_hidden_layers, kConfigLimits.layers);
+  at_most("num_attention_heads", num_attention_heads, kConfigLimits.heads);
+  at_most("q_lora_rank", q_lora_rank, kConfigLimits.width);
+  at_most("kv_lora_rank", kv_lora_rank, kConfigLimits.width);
+  at_most("qk_nope_head_dim", qk_nope_head_dim, kConfigLimits.head_dim);
+  at_most("qk_rope_head_dim", qk_rope_head_dim, kConfigLimits.head_dim);
+  at_most("v_head_dim", v_head_dim, kConfigLimits.head_dim);
+  at_most("n_routed_experts", n_routed_experts, kConfigLimits.experts);
+  at_most("n_shared_experts", n_shared_experts, kConfigLimits.shared_experts);
+  at_most("moe_layer_freq", moe_layer_freq, kConfigLimits.layers);
+  at_most("num_nextn_predict_layers", num_nextn_predict_layers, kConfigLimits.mtp_depth);
+  at_most("max_position_embeddings", max_position_embeddings, kConfigLimits.positions);
+  if (rope_scaling.yarn &&
+      (rope_scaling.original_max_position_embeddings <= 0 ||
+       rope_scaling.original_max_position_embeddings > kConfigLimits.positions))
+    fail("rope_scaling.original_max_position_embeddings",
+         fmt::format("must be in [1, {}], got {}", kConfigLimits.positions,
+                     rope_scaling.original_max_position_embeddings));
   positive("vocab_size", vocab_size);
   positive("hidden_size", hidden_size);
   positive("num_hidden_layers", num_hidden_layers);
@@ -355,6 +387,8 @@ Config load_config_file(const std::string& path) {
     j = json::parse(in);
   } catch (const json::parse_error& e) {
     throw ConfigError(fmt::format("{}: malformed JSON at byte {}", path, e.byte));
+  } catch (const json::exception& e) {  // a number beyond double range (out_of_range.406)
+    throw ConfigError(fmt::format("{}: malformed JSON: {}", path, e.what()));
   }
   return parse_config(j, path);
 }

@@ -39,6 +39,22 @@ struct Quantization {
   bool ue8m0 = false;  // scale_fmt == "ue8m0"
 };
 
+// The largest sizes Config::validate accepts (docs/reliability.md): 9x to 100x DeepSeek-V3's,
+// small enough that parameter counts, FLOPs and KV-cache bytes derived from them fit in int64.
+struct ConfigLimits {
+  int64_t vocab_size = int64_t{1} << 22;  // 4,194,304 (V3: 129,280)
+  int64_t width = int64_t{1} << 16;       // hidden_size, q/kv_lora_rank (V3: 7168)
+  int64_t ffn_width = int64_t{1} << 18;   // intermediate sizes (V3: 18,432)
+  int64_t layers = int64_t{1} << 10;      // num_hidden_layers (V3: 61)
+  int64_t heads = int64_t{1} << 10;       // num_attention_heads (V3: 128)
+  int64_t head_dim = int64_t{1} << 12;    // qk_nope/qk_rope/v head dims (V3: 128, 64, 128)
+  int64_t experts = int64_t{1} << 12;     // n_routed_experts (V3: 256)
+  int64_t shared_experts = 64;            // n_shared_experts (V3: 1)
+  int64_t mtp_depth = 16;                 // num_nextn_predict_layers (V3: 1)
+  int64_t positions = int64_t{1} << 24;   // max_position_embeddings: 16M (V3: 163,840)
+};
+inline constexpr ConfigLimits kConfigLimits{};
+
 struct Config {
   std::string name;    // a short label: the built-in name or the file stem
   std::string source;  // where it came from (file path or "built-in")
