@@ -17,6 +17,7 @@
 #include "app/cli/cli.h"
 #include "app/cli/mtp.h"
 #include "reference/fp8/linear.h"
+#include "reference/io/mapped_file.h"
 #include "reference/io/safetensors.h"
 #include "reference/io/tokenizer.h"
 #include "reference/model/generate.h"
@@ -26,9 +27,11 @@
 
 namespace dsv3::app {
 
-model::Model load_model(const std::string& name, uint64_t seed) {
+model::Model load_model(const std::string& name, uint64_t seed, const std::string& weights) {
   try {
-    return model::Model::load(name, seed);
+    return model::Model::load(name, seed, model::parse_weight_mode(weights));
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
   } catch (const model::ConfigError& e) {
     throw UsageError(e.what());
   } catch (const io::FormatError& e) {
@@ -44,6 +47,16 @@ std::string read_file_arg(const std::string& what, const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw UsageError(fmt::format("{}: cannot read the file", what));
   return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+std::string weights_note(const model::Model& m) {
+  if (!m.native()) return "";
+  const io::ProcessMemory mem = io::process_memory();
+  return fmt::format(
+      "weights: native (as stored, mapped): {:.1f} MB of matrices, {:.1f} MB read since load; "
+      "resident {:.1f} MB anonymous + {:.1f} MB of mapped files\n",
+      m.native()->bytes() / 1e6, m.native()->bytes_read() / 1e6, mem.rss_anon / 1e6,
+      mem.rss_file / 1e6);
 }
 
 std::string model_label(const model::Model& m, uint64_t seed) {
@@ -93,6 +106,7 @@ struct ForwardArgs {
   std::string precision = "fp32";
   std::string accum = "h100";
   int promote = 128;
+  std::string weights = "f32";
 };
 
 struct GenerateArgs {
@@ -110,10 +124,11 @@ struct GenerateArgs {
   int draft_depth = 1;             // D drafts per verification step
   bool draft_depth_given = false;  // --draft-depth on the command line (needs --mtp)
   double agree = -1;               // --agree P (needs --mtp): stand-in drafts; -1 = MTP module
+  std::string weights = "f32";     // --weights f32 | native
 };
 
 void run_forward(const ForwardArgs& a) {
-  model::Model m = load_model(a.model, a.seed);
+  model::Model m = load_model(a.model, a.seed, a.weights);
   std::vector<int32_t> ids = prompt_ids(m, "", a.ids);
   const bool fp8 = a.precision == "fp8";
   // FP8 mode: the naive form runs kv_b_proj as an FP8 GEMM like every other projection; the
@@ -201,7 +216,7 @@ void run_generate(const GenerateArgs& a) {
   if (a.n < 0) throw UsageError("-n must not be negative");
   if (a.temperature < 0) throw UsageError("--temperature must not be negative");
   if (a.top_p <= 0 || a.top_p > 1) throw UsageError("--top-p must be in (0, 1]");
-  model::Model m = load_model(a.model, a.seed);
+  model::Model m = load_model(a.model, a.seed, a.weights);
   std::vector<int32_t> prompt = prompt_ids(m, a.prompt, a.ids);
   model::GenerateOptions g;
   g.max_new_tokens = a.n;
@@ -288,6 +303,7 @@ void run_generate(const GenerateArgs& a) {
                                     plain_seconds));
     if (a.temperature <= 0) fmt::print("  ids identical to plain greedy decoding (checked)\n");
   }
+  fmt::print("{}", weights_note(m));
 }
 
 }  // namespace
@@ -309,6 +325,10 @@ void add_model_commands(CLI::App& app) {
   f->add_option("--accum", fa->accum, "FP8 accumulation: h100 (tensor-core model), fp32, exact")
       ->check(CLI::IsMember({"h100", "fp32", "exact"}));
   f->add_option("--promote", fa->promote, "FP8: promote to FP32 every NC elements (0 = never)");
+  f->add_option("--weights", fa->weights,
+                "f32: every weight in float32 (default); native: a checkpoint's matrices as "
+                "stored (FP8/BF16, mapped, dequantized inside the products)")
+      ->check(CLI::IsMember({"f32", "native"}));
   f->callback([fa] { run_forward(*fa); });
 
   auto ga = std::make_shared<GenerateArgs>();
@@ -323,6 +343,10 @@ void add_model_commands(CLI::App& app) {
   g->add_option("--seed", ga->seed, "Sampling and random-weight seed");
   g->add_option("--attn", ga->attn, "Attention form")->check(CLI::IsMember({"naive", "absorbed"}));
   g->add_flag("--routes", ga->routes, "Print each step's routing decisions");
+  g->add_option("--weights", ga->weights,
+                "f32: every weight in float32 (default); native: a checkpoint's matrices as "
+                "stored (FP8/BF16, mapped, dequantized inside the products)")
+      ->check(CLI::IsMember({"f32", "native"}));
   g->add_flag("--json", ga->json, "Machine-readable output");
   g->add_flag("--mtp", ga->mtp,
               "Speculative decoding with the MTP modules' drafts (same tokens when greedy)");

@@ -9,8 +9,12 @@
 
 namespace dsv3::app {
 
-// Model::load with config and file errors turned into one-line UsageErrors.
-model::Model load_model(const std::string& name, uint64_t seed);
+// Model::load with config and file errors turned into one-line UsageErrors. `weights` is the
+// --weights option: "f32" (default) or "native" (a checkpoint's matrices as stored, mapped).
+model::Model load_model(const std::string& name, uint64_t seed, const std::string& weights = "f32");
+// With native weights, one line: bytes of matrices mapped, bytes read since load, resident
+// memory (anonymous and mapped-file pages). Empty for float32 weights.
+std::string weights_note(const model::Model& m);
 // The model's name as output shows it: "tiny", or "tiny-random (random weights, seed 0)" for a
 // config without a checkpoint (its routing, load and MTP drafts are noise and must say so).
 std::string model_label(const model::Model& m, uint64_t seed);
