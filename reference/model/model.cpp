@@ -86,8 +86,8 @@ Mat Model::embed(std::span<const int32_t> ids) const {
   const CompactMatrix* table = native_ ? &native_->at("model.embed_tokens.weight") : nullptr;
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= config_.vocab_size)
-      throw std::out_of_range(fmt::format("token id {} is outside the vocabulary [0, {})", ids[i],
-                                          config_.vocab_size));
+      throw std::out_of_range(
+          fmt::format("token id {} is outside the vocabulary [0, {})", ids[i], config_.vocab_size));
     if (table)
       table->row(ids[i], e.row(static_cast<Eigen::Index>(i)).data());
     else

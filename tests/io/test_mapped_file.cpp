@@ -2,7 +2,6 @@
 // size of the mapping.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
-
 #include <unistd.h>
 
 #include <cstdlib>
