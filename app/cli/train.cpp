@@ -14,6 +14,7 @@
 
 #include "app/cli/cli.h"
 #include "app/cli/model.h"
+#include "reference/fp8/format.h"
 #include "reference/io/safetensors.h"
 #include "reference/io/tokenizer.h"
 #include "reference/train/objective.h"
@@ -106,11 +107,16 @@ struct TrainArgs {
   train::TrainOptions opt;
   std::string schedule = "cosine";
   std::string balance = "loss-free";
+  std::string precision = "fp32", fp8_scaling = "tile", fp8_grad = "e4m3";  // fp8_linear.h
 };
 
 void run_train(TrainArgs& a) {
   a.opt.schedule = train::parse_schedule(a.schedule);
   a.opt.objective.balance = train::parse_balance_mode(a.balance);
+  a.opt.precision.precision = train::parse_precision(a.precision);
+  a.opt.precision.per_tensor = a.fp8_scaling == "tensor";
+  a.opt.precision.grad_format = fp8::parse_format(a.fp8_grad);
+  a.opt.precision.validate();
   if (a.opt.batch < 1) throw UsageError("--batch must be at least 1");
   if (a.opt.seq_len < 2) throw UsageError("--seq-len must be at least 2");
   if (a.opt.save_every < 1) throw UsageError("--save-every must be at least 1");
@@ -199,6 +205,22 @@ void add_train_commands(CLI::App& app) {
   t->add_option("--eval-every", o.eval_every, "Validation every K steps (default: 10 per run)");
   t->add_option("--eval-batches", o.eval_batches, "Validation batches");
   t->add_flag("--resume", o.resume, "Continue the run saved in --save, bit-identically");
+  t->add_option("--precision", ta->precision,
+                "fp32 | bf16 | fp8: the Linears DeepSeek-V3 runs in FP8 (attention projections, "
+                "FFNs, experts) in BF16, or in emulated H100 FP8 with BF16 AdamW moments "
+                "(docs/fp8.md)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp8"}));
+  t->add_option("--fp8-tile", o.precision.tile,
+                "FP8 scaling group g: 1xg activation tiles, gxg weight blocks, gx1 Wgrad tiles "
+                "(a multiple of 32; paper: 128)");
+  t->add_option("--fp8-promote", o.precision.promote,
+                "N_C: promote the tensor-core sum to FP32 every N_C elements (paper: 128; 0 = "
+                "never, which needs per-tensor scales)");
+  t->add_option("--fp8-scaling", ta->fp8_scaling, "tile (DeepSeek-V3) | tensor (one scale each)")
+      ->check(CLI::IsMember({"tile", "tensor"}));
+  t->add_option("--fp8-grad-format", ta->fp8_grad,
+                "e4m3 (DeepSeek-V3) | e5m2 (the hybrid format) for the output gradients")
+      ->check(CLI::IsMember({"e4m3", "e5m2"}));
   t->callback([ta] { run_train(*ta); });
 }
 
