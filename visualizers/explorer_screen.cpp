@@ -50,7 +50,10 @@ Canvas tab_bar(Panel active, int w, std::vector<Hit>* hits) {
   int full = 1;
   for (int i = 0; i < kPanelCount; ++i)
     full += display_width(fmt::format(" {} {} ", i + 1, panel_title(static_cast<Panel>(i)))) + 1;
-  bool shrt = full > w;
+  // Full titles with a gap between tabs; full titles without the gap (each tab keeps its own
+  // padding); else the short titles.
+  const int gap = full > w && full - kPanelCount <= w ? 0 : 1;
+  bool shrt = full - (1 - gap) * kPanelCount > w;
   int x = 1;
   for (int i = 0; i < kPanelCount; ++i) {
     auto p = static_cast<Panel>(i);
@@ -58,7 +61,7 @@ Canvas tab_bar(Panel active, int w, std::vector<Hit>* hits) {
     int start = x;
     x = c.text(x, 0, t, i == static_cast<int>(active) ? st::kTabActive : st::kTab);
     if (hits) hits->push_back(Hit{start, 0, x - start, 1, Hit::kTab, i});
-    ++x;
+    x += gap;
   }
   return c;
 }
@@ -126,6 +129,8 @@ const char* panel_title(Panel p) {
       return "MTP";
     case Panel::kFp8:
       return "FP8";
+    case Panel::kTrain:
+      return "Train";
   }
   return "?";
 }
@@ -142,6 +147,8 @@ const char* panel_short_title(Panel p) {
       return "Attn";
     case Panel::kPipeline:
       return "Pipe";
+    case Panel::kLogits:
+      return "Logit";  // nine tabs fit 80 columns
     default:
       return panel_title(p);
   }
@@ -166,6 +173,8 @@ Canvas panel_canvas(const ExplorerView& v, Panel p, const model::Config* real, i
       return v.mtp_panel ? v.mtp_panel(w, h) : unavailable_panel("MTP", w, h);
     case Panel::kFp8:
       return v.fp8_panel ? v.fp8_panel(w, h) : unavailable_panel("FP8", w, h);
+    case Panel::kTrain:
+      return v.train_panel ? v.train_panel(w, h) : unavailable_panel("train", w, h);
   }
   return Canvas(w, std::max(h, 1));
 }
@@ -280,7 +289,8 @@ Screen compose_screen(const ExplorerView& v, const ScreenState& s, int w, int h)
   offset_hits(local, out.hits, 2, 3);
   // Panels.
   int top = 5, mh = h - top - 1;
-  if (w >= 160 && mh >= 30 && !s.full) {
+  // The Train panel keeps the whole width: its time axes want every column.
+  if (w >= 160 && mh >= 30 && !s.full && s.active != Panel::kTrain) {
     // A 2x2 grid: the active panel top left, three companions around it.
     int lw = w / 2;
     int lh = std::min(mh - 12, std::max(24, mh * 11 / 20));

@@ -16,8 +16,8 @@ namespace dsv3::viz {
 inline constexpr int kMinWidth = 80;
 inline constexpr int kMinHeight = 24;
 
-enum class Panel { kRouting, kLoad, kKv, kAttention, kPipeline, kLogits, kMtp, kFp8 };
-inline constexpr int kPanelCount = 8;
+enum class Panel { kRouting, kLoad, kKv, kAttention, kPipeline, kLogits, kMtp, kFp8, kTrain };
+inline constexpr int kPanelCount = 9;
 const char* panel_title(Panel p);
 const char* panel_short_title(Panel p);  // the tab bar's form on narrow terminals
 

@@ -43,6 +43,7 @@ struct ExplorerView {
   std::function<Canvas(int w, int h)> pipeline_panel;
   std::function<Canvas(int w, int h)> mtp_panel;
   std::function<Canvas(int w, int h)> fp8_panel;
+  std::function<Canvas(int w, int h)> train_panel;  // the `train` command's run (live or read)
 
   bool has_trace() const { return traces && cursor >= 0 && cursor < (int)traces->size(); }
   const model::TokenTrace& trace() const { return (*traces)[cursor]; }

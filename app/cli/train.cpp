@@ -1,6 +1,7 @@
 // `dsv3 grad` and `dsv3 train`: the training objective's gradient for one batch, dumped in
 // checkpoint naming, and the training loop (reference/train/). docs/training.md has the recipe.
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -14,11 +15,14 @@
 
 #include "app/cli/cli.h"
 #include "app/cli/model.h"
+#include "app/explorer/session.h"
+#include "app/explorer/tui.h"
 #include "reference/fp8/format.h"
 #include "reference/io/safetensors.h"
 #include "reference/io/tokenizer.h"
 #include "reference/train/objective.h"
 #include "reference/train/trainer.h"
+#include "visualizers/explorer_screen.h"
 
 namespace dsv3::app {
 namespace {
@@ -108,7 +112,36 @@ struct TrainArgs {
   std::string schedule = "cosine";
   std::string balance = "loss-free";
   std::string precision = "fp32", fp8_scaling = "tile", fp8_grad = "e4m3";  // fp8_linear.h
+  std::string replay;  // a log.jsonl whose change lines to apply
+  bool tui = false;
 };
+
+// `dsv3 train ... --tui`: the explorer on panel 9 with this run training on its worker; the
+// other panels show the model named by --model (a fresh config: its random initialisation).
+int run_train_tui(const train::TrainOptions& opt) {
+  if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
+    throw UsageError("--tui needs a terminal (drop --tui to train with a progress line)");
+  SessionOptions so;
+  so.model = opt.resume ? opt.save : opt.model;
+  so.seed = opt.seed;
+  std::unique_ptr<Session> s;
+  try {
+    s = std::make_unique<Session>(so);
+    s->start_training(opt, false);
+  } catch (const train::TrainError& e) {
+    throw UsageError(e.what());
+  } catch (const std::exception& e) {
+    throw UsageError(fmt::format("--tui: {}", e.what()));
+  }
+  const int rc = run_tui(*s, static_cast<int>(viz::Panel::kTrain));
+  auto snap = s->train_snapshot();
+  s->stop_training();  // q, Ctrl-C: finish the step in progress and keep its checkpoint
+  if (snap)
+    std::printf("trained %lld of %lld steps; checkpoint in %s (log: %s/log.jsonl)\n",
+                static_cast<long long>(s->train_snapshot()->step),
+                static_cast<long long>(snap->steps), opt.save.c_str(), opt.save.c_str());
+  return rc;
+}
 
 void run_train(TrainArgs& a) {
   a.opt.schedule = train::parse_schedule(a.schedule);
@@ -124,6 +157,19 @@ void run_train(TrainArgs& a) {
   if (a.opt.bias_gamma < 0) throw UsageError("--bias-gamma must not be negative");
   if (a.opt.objective.balance_alpha < 0) throw UsageError("--balance-alpha must not be negative");
   if (a.opt.objective.mtp_lambda < 0) throw UsageError("--mtp-lambda must not be negative");
+  if (!a.replay.empty()) {
+    try {
+      a.opt.changes = train::read_changes(a.replay);
+    } catch (const train::TrainError& e) {
+      throw UsageError(e.what());
+    }
+  }
+  if (a.tui) {
+    if (!a.replay.empty()) throw UsageError("--replay and --tui: replay without --tui");
+    int rc = run_train_tui(a.opt);
+    if (rc != 0) throw ExitStatus{rc};
+    return;
+  }
   g_stop.store(false);
   auto previous = std::signal(SIGINT, on_sigint);  // Ctrl-C: finish the step, save, exit
   int rc;
@@ -204,6 +250,10 @@ void add_train_commands(CLI::App& app) {
   t->add_option("--save-every", o.save_every, "Checkpoint every K steps");
   t->add_option("--eval-every", o.eval_every, "Validation every K steps (default: 10 per run)");
   t->add_option("--eval-batches", o.eval_batches, "Validation batches");
+  t->add_flag("--tui", ta->tui,
+              "Train inside the explorer, on panel 9: watch the loss, the expert load and the "
+              "biases as the steps finish; p pause, s step, + - gamma, q stop (keeps the last "
+              "checkpoint)");
   t->add_flag("--resume", o.resume, "Continue the run saved in --save, bit-identically");
   t->add_option("--precision", ta->precision,
                 "fp32 | bf16 | fp8: the Linears DeepSeek-V3 runs in FP8 (attention projections, "
@@ -221,6 +271,9 @@ void add_train_commands(CLI::App& app) {
   t->add_option("--fp8-grad-format", ta->fp8_grad,
                 "e4m3 (DeepSeek-V3) | e5m2 (the hybrid format) for the output gradients")
       ->check(CLI::IsMember({"e4m3", "e5m2"}));
+  t->add_option("--replay", ta->replay,
+                "log.jsonl of an earlier run: apply its mid-run changes ({\"step\", \"set\", "
+                "\"value\"} lines, e.g. made in the explorer's panel 9) at the same steps");
   t->callback([ta] { run_train(*ta); });
 }
 

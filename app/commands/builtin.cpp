@@ -475,6 +475,7 @@ void add_panel_commands(Registry& r) {
 void add_query_commands(Registry& r);     // info, show, export, pipeline (query.cpp)
 void add_lab_commands(Registry& r);       // lessons' lab commands and `lesson` (lab.cpp)
 void add_explorer_commands(Registry& r);  // balance, mtp, fp8 (explorer.cpp)
+void add_training_commands(Registry& r);  // train: a run watched in panel 9 (train.cpp)
 
 const Registry& registry() {
   static const Registry r = [] {
@@ -484,6 +485,7 @@ const Registry& registry() {
     add_query_commands(reg);
     add_lab_commands(reg);
     add_explorer_commands(reg);
+    add_training_commands(reg);
     return reg;
   }();
   return r;

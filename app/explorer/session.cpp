@@ -555,6 +555,7 @@ viz::ExplorerView Session::view() const {
   v.pipeline_panel = [this](int w, int h) { return pipeline_canvas(w, h); };
   v.mtp_panel = [this](int w, int h) { return mtp_canvas(w, h); };
   v.fp8_panel = [this](int w, int h) { return fp8_canvas(w, h); };
+  v.train_panel = [this](int w, int h) { return train_canvas(w, h); };
   return v;
 }
 

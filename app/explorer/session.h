@@ -15,6 +15,7 @@
 #include "reference/model/model.h"
 #include "reference/model/sampling.h"
 #include "reference/model/speculative.h"
+#include "reference/train/live_run.h"
 #include "visualizers/explorer_view.h"
 
 namespace dsv3::app {
@@ -162,6 +163,17 @@ class Session {
   fp8::LayerFp8View fp8_view() const;  // of settings().fp8_linear; throws when none
   viz::Canvas fp8_canvas(int w, int h) const;
 
+  // Panel 9: a training run steps on its worker thread (reference/train/live_run.h) while the
+  // explorer redraws from its snapshots; or a finished run read back from its folder.
+  // session_train.cpp. start_training replaces (stops) a previous run.
+  void start_training(train::TrainOptions opt, bool paused);
+  train::LiveRun* training() { return live_run_.get(); }
+  void stop_training();  // keeps the last checkpoint
+  void open_training_log(const std::string& run_dir);
+  // The run panel 9 shows: the live run's latest snapshot, else the opened log; null if none.
+  std::shared_ptr<const train::TrainSnapshot> train_snapshot() const;
+  viz::Canvas train_canvas(int w, int h) const;
+
   // Everything the panels need, as a view (valid while the session is not modified).
   viz::ExplorerView view() const;
 
@@ -211,6 +223,8 @@ class Session {
   mutable std::vector<LinearInput> fp8_linears_;
   mutable std::string fp8_view_key_;  // fp8_key_ and the linear: analyze_layer runs once per pick
   mutable fp8::LayerFp8View fp8_view_;
+  std::unique_ptr<train::LiveRun> live_run_;
+  std::shared_ptr<const train::TrainSnapshot> opened_run_;
 };
 
 }  // namespace dsv3::app

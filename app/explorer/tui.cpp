@@ -27,16 +27,16 @@ namespace dsv3::app {
 const std::vector<viz::KeyHelp>& key_table() {
   static const std::vector<viz::KeyHelp> keys = {
       {"→ l Space", "step forward: the next position (computed when new)"},
-      {"← h", "step back: earlier positions' traces, nothing recomputed"},
-      {"Home End", "first / last computed position"},
+      {"← h  Home End", "step back (traces kept, nothing recomputed) · first / last position"},
       {"↑ ↓  k j", "select the layer shown in detail"},
       {"[ ]", "select the previous / next expert"},
       {"Tab S-Tab  z", "next / previous panel; z: active panel alone, full width"},
-      {"1 … 8", "Routing, Load, KV, Attention, Pipeline, Logits, MTP, FP8"},
+      {"1 … 9", "Routing, Load, KV, Attention, Pipeline, Logits, MTP, FP8, Train"},
       {"g", "generate 16 tokens (any key stops; :generate N for more)"},
       {"a", "toggle attention: absorbed (caches c^KV, k^R) / naive (K, V)"},
       {"b  + -", "Load: balancing, γ up/down; MTP: + - draft depth; Pipeline: + - zoom"},
       {"m", "MTP: one speculative step (draft, verify in one pass, accept)"},
+      {"p s  + -  b w x", "Train: pause/run, one step, γ ×2 ÷2, balancing mode, save, stop"},
       {", . < > s", "Pipeline: time cursor ±1 / ±10, next schedule; FP8: , . linear"},
       {":", "command prompt: Tab completes, ↑↓ history; :lesson N plays lesson N"},
       {"/  n", "find text in the tokens and jump there; n finds the next"},
@@ -106,6 +106,8 @@ std::string Tui::hints() const {
       return "m spec step  + - depth  Tab panel  ? help  q quit";
     case viz::Panel::kFp8:
       return ", . linear  ↑↓ layer  ←→ token  ? help  q quit";
+    case viz::Panel::kTrain:
+      return "p pause/run  s step  + - γ  b balance  w save  x stop  q quit";
     default:
       return "→ step  ← back  ↑↓ layer  Tab panel  : cmd  ? help  q quit";
   }
@@ -253,6 +255,9 @@ int Tui::run() {
     while (g_signal == 0) {
       draw();
       wint_t key = 0;
+      // While a run trains, wake up often to redraw its newest snapshot (keys still wake at once).
+      auto run = s_.train_snapshot();
+      timeout(run && run->state == train::RunState::kRunning ? 40 : 200);
       int r = get_wch(&key);
       if (r == ERR) continue;
       bool keep = true;
@@ -279,9 +284,10 @@ int Tui::run() {
 
 }  // namespace tui_impl
 
-int run_tui(Session& s) {
+int run_tui(Session& s, int first_panel) {
   tui_impl::g_signal = 0;
   tui_impl::Tui t(s);
+  t.show_panel(std::clamp(first_panel, 0, viz::kPanelCount - 1));
   return t.run();
 }
 

@@ -16,7 +16,8 @@ const std::vector<viz::KeyHelp>& key_table();
 
 // Runs the explorer on the terminal until q; restores the terminal on every exit path
 // (return, exception, SIGINT/SIGTERM/SIGHUP). Returns the exit status.
-int run_tui(Session& s);
+// `first`: the panel shown at the start (`dsv3 train --tui` opens on panel 9).
+int run_tui(Session& s, int first_panel = 0);
 
 // Colour capability the front end settles on: "256", "8" or "mono".
 // `setting` is Session::settings().colour ("auto" asks the terminal); NO_COLOR forces mono.

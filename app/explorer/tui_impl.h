@@ -27,6 +27,7 @@ class Tui {
   explicit Tui(Session& s) : s_(s) {}
 
   int run();
+  void show_panel(int p) { st_.active = static_cast<viz::Panel>(p); }
 
  private:
   enum class Mode { kNormal, kCommand, kFind };
@@ -51,6 +52,7 @@ class Tui {
   std::string hints() const;
   void adjust(int dir);         // + / -: γ (Load panel) or draft depth (MTP panel)
   void move_in_panel(int key);  // , . < >: pipeline time cursor or FP8 linear
+  bool train_key(wint_t key);   // panel 9's keys (tui_train.cpp); false: not one of them
 
   Session& s_;
   viz::ScreenState st_;

@@ -368,6 +368,7 @@ bool Tui::handle_key(wint_t key, bool fn) {
     }
     return true;
   }
+  if (st_.active == viz::Panel::kTrain && train_key(key)) return true;
   switch (key) {
     case 'q':
       return false;

@@ -432,6 +432,7 @@ void Trainer::log(const StepRecord& r) const {
                       {"bias_gamma", r.bias_gamma},
                       {"max_vio", r.max_vio},
                       {"moe_layers", r.loss.moe_layers},
+                      {"expert_counts", r.loss.expert_counts},
                       {"tokens_per_s", r.tokens_per_s}};
   if (r.val_loss) j["val_loss"] = *r.val_loss;
   std::ofstream f(fs::path(opt_.save) / "log.jsonl", std::ios::app);
@@ -469,7 +470,15 @@ int run_training(const TrainOptions& opt, std::atomic<bool>& stop) {
   double rate = 0;
   int64_t last_saved = tr.step();
   if (tr.step() == 0) tr.save_checkpoint();  // step 0: a good checkpoint exists from the start
+  // --replay: changes before a resumed step were made in the earlier part of the run.
+  for (const OptionChange& c : opt.changes)
+    if (c.step < tr.step()) apply_change(tr.mutable_options(), c);
   while (!tr.done()) {
+    for (const OptionChange& c : opt.changes)
+      if (c.step == tr.step()) {
+        apply_change(tr.mutable_options(), c);
+        log_change(opt.save, c);
+      }
     StepRecord r;
     try {
       r = tr.train_step();

@@ -14,6 +14,7 @@
 #include "reference/model/config.h"
 #include "reference/model/rope.h"
 #include "reference/model/weights.h"
+#include "reference/train/changes.h"
 #include "reference/train/fp8_linear.h"
 #include "reference/train/objective.h"
 #include "reference/train/optimizer.h"
@@ -93,6 +94,8 @@ struct TrainOptions {
   int64_t eval_every = 0;  // 0: ten times per run
   int64_t eval_batches = 4;
   bool resume = false;
+  // --replay: options set mid-run (changes.h), applied by run_training before step k+1.
+  std::vector<OptionChange> changes;
 
   int64_t warmup_steps() const { return warmup >= 0 ? warmup : std::max<int64_t>(1, steps / 50); }
   // gamma and lambda in force at step k (0-based).
@@ -118,7 +121,7 @@ struct StepRecord {
   bool clipped = false;
   double lr = 0;
   double mtp_lambda = 0, bias_gamma = 0;  // in force at this step
-  std::vector<double> max_vio;  // MaxVio_batch per MoE layer
+  std::vector<double> max_vio;            // MaxVio_batch per MoE layer
   std::optional<double> val_loss;
   double seconds = 0;  // wall time of the step
   double tokens_per_s = 0;
@@ -129,6 +132,8 @@ class Trainer {
   explicit Trainer(TrainOptions opt);  // loads or initialises the model, or resumes
 
   const TrainOptions& options() const { return opt_; }
+  // Mid-run changes (changes.h): the next train_step reads the options as they are then.
+  TrainOptions& mutable_options() { return opt_; }
   const model::Config& config() const { return config_; }
   const model::ModelWeights& weights() const { return weights_; }
   int64_t step() const { return opt_state_.step; }
