@@ -42,12 +42,15 @@ Canvas load_panel(const ExplorerView& v, int w, int h, std::vector<Hit>* hits) {
       w, st::kBold);
   int y = 1;
   // The live balancing toggle (§2.1.2): b_i += γ·sign(c̄ − c_i) after every computed token.
+  // The explorer names its keys; the REPL, `dsv3 exec` and lessons name the commands.
   std::string bal =
       v.balancing
-          ? fmt::format("balancing ON · γ = {:g} · {} bias update{} · b off, + - γ", v.gamma,
-                        v.bias_updates, v.bias_updates == 1 ? "" : "s")
-          : fmt::format("balancing off · b: b_i += γ·sign(mean c − c_i) per token · γ = {:g} (+ -)",
-                        v.gamma);
+          ? fmt::format("balancing ON · γ = {:g} · {} bias update{} · {}", v.gamma, v.bias_updates,
+                        v.bias_updates == 1 ? "" : "s",
+                        v.keys_shown ? "b off, + - γ" : "`balance off`, `balance gamma G`")
+          : fmt::format("balancing off · {}: b_i += γ·sign(mean c − c_i) per token · γ = {:g} ({})",
+                        v.keys_shown ? "b" : "`balance on`", v.gamma,
+                        v.keys_shown ? "+ -" : "`balance gamma G`");
   st::text_clip(c, 0, y++, bal, w, v.balancing ? st::kGood : st::kDim);
   c.text(0, y, "layer", st::kLabel);
   c.text(k.label_w, y, "tokens per expert (bar height)", st::kLabel);

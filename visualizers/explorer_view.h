@@ -39,6 +39,9 @@ struct ExplorerView {
   bool balancing = false;
   double gamma = 0;
   int64_t bias_updates = 0;
+  // True in the ncurses explorer: panels name its keys ("+ - γ"). Elsewhere (REPL, `dsv3 exec`,
+  // lessons) they name the commands that do the same (`balance gamma G`).
+  bool keys_shown = false;
   // Panels other modules provide (pipeline timeline, MTP, FP8); empty -> a placeholder is drawn.
   std::function<Canvas(int w, int h)> pipeline_panel;
   std::function<Canvas(int w, int h)> mtp_panel;

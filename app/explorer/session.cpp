@@ -227,9 +227,9 @@ std::vector<pipeline::SimResult> simulate_all(int ranks, int micro) {
 
 viz::Canvas Session::pipeline_canvas(int w, int h) const {
   namespace st = viz::style;
-  std::string key =
-      fmt::format("{}/{}/{}/{}/{}/{}", settings_.schedule, settings_.ranks, settings_.micro_batches,
-                  w, settings_.pipeline_time, settings_.pipeline_zoom);
+  std::string key = fmt::format("{}/{}/{}/{}/{}/{}/{}", settings_.schedule, settings_.ranks,
+                                settings_.micro_batches, w, settings_.pipeline_time,
+                                settings_.pipeline_zoom, keys_shown_);
   if (key != pipeline_key_) {
     auto sched =
         pipeline::build_schedule(settings_.schedule, settings_.ranks, settings_.micro_batches);
@@ -260,8 +260,11 @@ viz::Canvas Session::pipeline_canvas(int w, int h) const {
         o.cursor ? fmt::format("time {:g} of {:g}", *o.cursor, r.makespan) : "no time cursor";
     st::text_clip(
         c, 0, y++,
-        fmt::format("{} · , . ±1  < > ±10 · + - zoom · s: next schedule (bars share one scale)",
-                    where),
+        keys_shown_
+            ? fmt::format(
+                  "{} · , . ±1  < > ±10 · + - zoom · s: next schedule (bars share one scale)",
+                  where)
+            : fmt::format("{} · bars share one scale across schedules", where),
         c.width(), st::kLabel);
     st::text_clip(c, 0, y,
                   "`pipeline SCHED RANKS MICRO --time T` · `dsv3 pipeline compare` (Table 2)",
@@ -430,14 +433,16 @@ viz::Canvas Session::mtp_canvas(int w, int h) const {
                             mtp_modules() > 1 ? "s" : "", settings_.mtp_depth,
                             greedy ? "greedy: accept d = argmax p" : "sampled: accept d w.p. p(d)"),
                 w, st::kBold);
-  st::text_clip(c, 0, y++,
-                spec_agree_ >= 0 && spec_
-                    ? fmt::format("m step · + - D · stand-in: a draft is the main model's "
-                                  "token w.p. {:g}",
-                                  spec_agree_)
-                    : "m: draft D tokens, verify them in ONE main-model pass, keep the accepted "
-                      "ones · + - change D",
-                w, st::kLabel);
+  st::text_clip(
+      c, 0, y++,
+      spec_agree_ >= 0 && spec_
+          ? fmt::format("{} · stand-in: a draft is the main model's token w.p. {:g}",
+                        keys_shown_ ? "m step · + - D" : "`mtp step` · `mtp depth D`", spec_agree_)
+      : keys_shown_ ? "m: draft D tokens, verify them in ONE main-model pass, keep the accepted "
+                      "ones · + - change D"
+                    : "`mtp step`: draft D tokens, verify in ONE main-model pass, keep the "
+                      "accepted · `mtp depth D`",
+      w, st::kLabel);
   if (!spec_ || spec_->history().empty()) {
     ++y;
     st::text_clip(c, 0, y++,
@@ -519,11 +524,12 @@ viz::Canvas Session::fp8_canvas(int w, int h) const {
     return h > 0 ? c : st::crop_rows(c, 1);
   }
   int i = std::clamp(settings_.fp8_linear, 0, static_cast<int>(lin.size()) - 1);
-  st::text_clip(c, 0, 0,
-                fmt::format("Token {} · layer {} · linear {} of {} (, . choose · ↑↓ layer · ←→ "
-                            "token)",
-                            cursor_, layer_, i + 1, lin.size()),
-                w, st::kLabel);
+  st::text_clip(
+      c, 0, 0,
+      fmt::format(
+          "Token {} · layer {} · linear {} of {} ({})", cursor_, layer_, i + 1, lin.size(),
+          keys_shown_ ? ", . choose · ↑↓ layer · ←→ token" : "`fp8 N` chooses · `goto T` token"),
+      w, st::kLabel);
   viz::Canvas p = viz::draw_fp8_panel(fp8_view(), w, std::max((h > 0 ? h : 40) - 1, 12));
   c.blit(p, 0, 1);
   return h > 0 ? c : st::crop_rows(c, st::used_rows(c));
@@ -550,6 +556,7 @@ viz::ExplorerView Session::view() const {
   for (int l = 0; l < config().num_hidden_layers; ++l) v.bias.push_back(bias(l));
   v.describe_token = [this](int32_t id) { return tokenizer_->piece(id); };
   v.balancing = balancing();
+  v.keys_shown = keys_shown_;
   v.gamma = gamma();
   v.bias_updates = bias_updates_;
   v.pipeline_panel = [this](int w, int h) { return pipeline_canvas(w, h); };

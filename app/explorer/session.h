@@ -88,6 +88,10 @@ class Session {
   // Progress reporting for long steps and generations, set by the front end (the TUI draws a
   // progress line and stops at a key press); used when a call passes no Progress of its own.
   void set_progress_hook(Progress p) { progress_hook_ = std::move(p); }
+  // True while the ncurses explorer shows the panels: they name its keys (", . choose").
+  // Otherwise (REPL, `dsv3 exec`, lessons, tests) they name the commands that do the same.
+  void set_keys_shown(bool on) { keys_shown_ = on; }
+  bool keys_shown() const { return keys_shown_; }
 
   Settings& settings() { return settings_; }
   const Settings& settings() const { return settings_; }
@@ -201,6 +205,7 @@ class Session {
   uint64_t seed_ = 0;
   Settings settings_;
   Progress progress_hook_;
+  bool keys_shown_ = false;  // set_keys_shown
   mutable std::unique_ptr<model::Config> real_;
   mutable std::string pipeline_key_;
   mutable viz::Canvas pipeline_cached_;

@@ -248,6 +248,7 @@ int Tui::run() {
   sigaction(SIGTERM, &sa, &old_term);
   sigaction(SIGHUP, &sa, &old_hup);
   init_curses();
+  s_.set_keys_shown(true);  // the panels name the explorer's keys while it runs
   say("new here? :lesson 1 plays the first lesson here · ? lists every key");
   s_.set_progress_hook([this](int done, int total) { return progress(done, total); });
   int status = 0;
@@ -270,11 +271,13 @@ int Tui::run() {
     }
   } catch (...) {
     s_.set_progress_hook({});
+    s_.set_keys_shown(false);
     endwin();
     throw;
   }
   if (g_signal > 0) status = 128 + g_signal;
   s_.set_progress_hook({});
+  s_.set_keys_shown(false);
   endwin();
   sigaction(SIGINT, &old_int, nullptr);
   sigaction(SIGTERM, &old_term, nullptr);

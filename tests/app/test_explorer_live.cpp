@@ -324,6 +324,7 @@ void expect_snapshot(const std::string& name, const std::string& actual) {
 }
 
 std::string screen_of(Session& s, viz::Panel p, int w, int h, bool help = false) {
+  s.set_keys_shown(true);  // as the explorer shows it
   viz::ScreenState st;
   st.active = p;
   st.help = help;

@@ -185,5 +185,33 @@ TEST_F(BalancedSession, LogitsSayTheWeightsAreRandom) {
     EXPECT_NE(t.find(rank), std::string::npos) << rank << "\n" << t;
 }
 
+// Outside the explorer (REPL, `dsv3 exec`, lessons) a panel names the commands that do what the
+// explorer's keys do: "(+ -)" or ", . choose" would be keys nobody can press there.
+TEST_F(BalancedSession, PanelsOutsideTheExplorerNameCommandsNotKeys) {
+  auto plain = [](const std::string& line) {
+    Output o = run(line, 120);
+    EXPECT_TRUE(o.canvas.has_value()) << line;
+    return o.canvas ? viz::render_plain(*o.canvas) : o.text;
+  };
+  ASSERT_FALSE(session().keys_shown());
+  std::string load = plain("panel load"), pipe = plain("panel pipeline"), mtp = plain("panel mtp"),
+              fp8 = plain("panel fp8");
+  for (const std::string* t : {&load, &pipe, &mtp, &fp8}) {
+    EXPECT_EQ(t->find("+ -"), std::string::npos) << *t;
+    EXPECT_EQ(t->find(", . "), std::string::npos) << *t;
+  }
+  EXPECT_NE(load.find("`balance gamma G`"), std::string::npos) << load;
+  EXPECT_NE(mtp.find("`mtp depth D`"), std::string::npos) << mtp;
+  EXPECT_NE(fp8.find("`fp8 N` chooses"), std::string::npos) << fp8;
+  // The explorer itself shows its keys on the same panels.
+  session().set_keys_shown(true);
+  std::string load_keys = plain("panel load"), pipe_keys = plain("panel pipeline"),
+              fp8_keys = plain("panel fp8");
+  session().set_keys_shown(false);
+  EXPECT_NE(load_keys.find("+ -"), std::string::npos) << load_keys;
+  EXPECT_NE(pipe_keys.find("+ - zoom"), std::string::npos) << pipe_keys;
+  EXPECT_NE(fp8_keys.find(", . choose"), std::string::npos) << fp8_keys;
+}
+
 }  // namespace
 }  // namespace dsv3::app

@@ -42,6 +42,7 @@ const std::vector<KeyHelp> kKeys = {{"→ l", "step forward"}, {"← h", "step b
 std::string screen(Panel p, int w, int h, bool help = false) {
   auto f = make_fixture();
   ExplorerView v = f.view();
+  v.keys_shown = true;  // the explorer's screen: panels name its keys
   ScreenState s;
   s.active = p;
   s.hints = "→ step  ← back  ? help  q quit";
