@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything CI checks (.ci/run and the README's second command run this, after
 # `scripts/install-deps.sh --sanitizers`), in three stages on a clean checkout:
-#   1. the ci preset (gcc, RelWithDebInfo, warnings are errors): build, run every test;
+#   1. the ci preset (gcc, -O2, warnings are errors): build, run every test;
 #   2. the asan preset (clang -O1, AddressSanitizer + UBSan, build-asan/): build, run every test
 #      again under the sanitizers;
 #   3. every fuzz target of tests/fuzz, built by stage 2, for 20 s from its seeds (scripts/fuzz.sh).
