@@ -170,14 +170,14 @@ json status_json(const train::TrainSnapshot& s) {
 
 std::string status_text(const train::TrainSnapshot& s) {
   std::string t = fmt::format(
-      "{} · step {}/{} · {} γ={:g} λ={:g} α={:g} lr={:g}", train::to_string(s.state), s.step,
+      "{} · step {}/{} · {} γ={:g} λ={:g} α={:g} lr={:g}\n", train::to_string(s.state), s.step,
       s.steps, train::to_string(s.options.objective.balance), s.options.bias_gamma,
       s.options.objective.mtp_lambda, s.options.objective.balance_alpha, s.options.lr);
   if (!s.history.empty()) {
     const train::LiveStep& r = s.history.back();
-    t += fmt::format(" · loss {:.4f} (main {:.4f})", r.loss, r.loss_main);
+    t += fmt::format("loss {:.4f} (main {:.4f})\n", r.loss, r.loss_main);
   }
-  if (!s.message.empty()) t += " · " + s.message;
+  if (!s.message.empty()) t += s.message + "\n";
   return t;
 }
 

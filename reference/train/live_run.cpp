@@ -1,6 +1,7 @@
 #include "reference/train/live_run.h"
 
 #include <fmt/format.h>
+#include <omp.h>
 
 #include <cmath>
 #include <filesystem>
@@ -147,6 +148,10 @@ bool LiveRun::has_work() const {
 }
 
 void LiveRun::work() {
+  // One OpenMP thread: the explorer's own thread keeps a core to redraw on. (A second team of
+  // OpenMP threads mastered by this thread ran 10-30x slower than `dsv3 train` on 2 cores
+  // unless OMP_NUM_THREADS was set; the steps compute the same bits with any thread count.)
+  omp_set_num_threads(1);
   for (;;) {
     bool save = false, take_step = false;
     std::deque<OptionChange> changes;
