@@ -171,7 +171,9 @@ void LiveRun::work() {
       take_step = (single_ > 0 || !paused_) && next_.state != RunState::kDone &&
                   next_.state != RunState::kFailed;
       if (take_step && single_ > 0 && paused_) --single_;
-      next_.state = paused_ && single_ == 0 ? RunState::kPaused : RunState::kRunning;
+      // A finished run stays finished: a change or a save after the last step runs no step.
+      if (next_.state != RunState::kDone && next_.state != RunState::kFailed)
+        next_.state = paused_ && single_ == 0 ? RunState::kPaused : RunState::kRunning;
     }
     std::string msg;
     for (OptionChange c : changes) {

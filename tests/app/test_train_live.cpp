@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "reference/io/safetensors.h"
 #include "reference/train/live_run.h"
@@ -92,6 +94,12 @@ TEST(TrainLive, SteeredRunEqualsDsv3TrainWithTheChangeReplayed) {
     EXPECT_EQ(s->domain_step, 8);
     ASSERT_EQ(s->bias.size(), s->moe_layers.size());
     EXPECT_NE(s->bias[0], std::vector<float>(s->experts, 0.0f));  // γ moved them
+    // A change after the last step is applied, but no step runs past the end.
+    run.set({0, "gamma", "0.02"});
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    s = run.wait_idle();
+    EXPECT_EQ(s->state, RunState::kDone);
+    EXPECT_EQ(s->step, 8);
   }
   auto r = dsv3_cli("train --model tiny-random --data " + data +
                     " --steps 8 --lr 3e-3 --batch 2 --seq-len 16 --save-every 100 --eval-every 4 "
