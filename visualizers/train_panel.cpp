@@ -223,9 +223,12 @@ Canvas train_panel(const TrainSnapshot& s, int W, int H) {
                       : s.state == train::RunState::kFailed ? st::kBad
                                                             : st::kWarn;
   int x = c.text(0, 0, train::to_string(s.state), state_style);
-  x = c.text(x, 0,
-             fmt::format(" · step {}/{} · {:.0f} tok/s · ETA {} · ", s.step, s.steps,
-                         s.tokens_per_s, duration(s.eta_s)));
+  // The model being trained (not necessarily the one the explorer's header names); the speed
+  // gives way first when the line is too narrow for the knobs.
+  std::string head = fmt::format(" · {} · step {}/{}", o.model, s.step, s.steps);
+  std::string speed = fmt::format(" · {:.0f} tok/s · ETA {}", s.tokens_per_s, duration(s.eta_s));
+  if (x + display_width(head) + display_width(speed) + 3 + display_width(knobs) > W) speed.clear();
+  x = c.text(x, 0, head + speed + " · ");
   st::text_clip(c, x, 0, knobs, W - x, st::kAccent);
   // Line 1: the last step's numbers.
   if (last) {

@@ -59,6 +59,8 @@ TEST(TrainPanel, NumbersOnTheScreenAreTheLogs) {
   for (auto [w, h] : {std::pair{80, 24}, std::pair{160, 48}}) {
     const std::string t = screen(run, w, h);
     EXPECT_NE(t.find(fmt::format("step {}/{}", run.step, run.steps)), std::string::npos) << t;
+    // The model trained, since the explorer's header names the session's model, not this one.
+    EXPECT_NE(t.find(fmt::format("· {} · step", run.options.model)), std::string::npos) << t;
     EXPECT_NE(t.find(fmt::format("loss {:.3f} main {:.3f}", last.loss, last.loss_main)),
               std::string::npos)
         << t;
