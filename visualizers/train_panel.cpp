@@ -14,14 +14,6 @@ namespace st = style;
 using train::LiveStep;
 using train::TrainSnapshot;
 
-std::string duration(double s) {
-  if (!std::isfinite(s) || s < 0) return "?";
-  const int64_t t = static_cast<int64_t>(s + 0.5);
-  if (t >= 3600) return fmt::format("{}h{:02}m", t / 3600, t / 60 % 60);
-  if (t >= 60) return fmt::format("{}m{:02}s", t / 60, t % 60);
-  return fmt::format("{}s", t);
-}
-
 struct Series {
   std::vector<double> y;  // one value per column (NaN: none)
   char32_t glyph;
@@ -226,7 +218,8 @@ Canvas train_panel(const TrainSnapshot& s, int W, int H) {
   // The model being trained (not necessarily the one the explorer's header names); the speed
   // gives way first when the line is too narrow for the knobs.
   std::string head = fmt::format(" · {} · step {}/{}", o.model, s.step, s.steps);
-  std::string speed = fmt::format(" · {:.0f} tok/s · ETA {}", s.tokens_per_s, duration(s.eta_s));
+  std::string speed =
+      fmt::format(" · {:.0f} tok/s · ETA {}", s.tokens_per_s, train::format_duration(s.eta_s));
   if (x + display_width(head) + display_width(speed) + 3 + display_width(knobs) > W) speed.clear();
   x = c.text(x, 0, head + speed + " · ");
   st::text_clip(c, x, 0, knobs, W - x, st::kAccent);

@@ -52,17 +52,6 @@ LiveStep live_step(const StepRecord& r) {
   return s;
 }
 
-// The correction bias b of a MoE layer (main layer or MTP block), read only.
-const VecT<float>* bias_of(const model::Config& c, const model::ModelWeights& w, int layer) {
-  const model::LayerWeights* l = nullptr;
-  if (layer < c.num_hidden_layers)
-    l = &w.layers[layer];
-  else if (layer - c.num_hidden_layers < static_cast<int64_t>(w.mtp.size()))
-    l = &w.mtp[layer - c.num_hidden_layers].block;
-  if (!l || !l->moe || l->moe->e_score_correction_bias.size() == 0) return nullptr;
-  return &l->moe->e_score_correction_bias;
-}
-
 void log_domains(const std::string& save, const TrainSnapshot& s) {
   nlohmann::json j = {
       {"step", s.domain_step}, {"domains", s.domains}, {"domain_load", s.domain_load}};
@@ -133,7 +122,7 @@ void LiveRun::publish(const std::string& message) {
   next_.message = message;  // the last event only
   next_.bias.clear();
   for (int layer : next_.moe_layers) {
-    const VecT<float>* b = bias_of(c, w, layer);
+    const VecT<float>* b = correction_bias(c, w, layer);
     next_.bias.push_back(b ? std::vector<float>(b->data(), b->data() + b->size())
                            : std::vector<float>{});
   }

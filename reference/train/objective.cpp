@@ -58,6 +58,10 @@ VecT<float>* correction_bias(const Config& c, model::ModelWeights& w, int layer)
   return &l->moe->e_score_correction_bias;
 }
 
+const VecT<float>* correction_bias(const Config& c, const model::ModelWeights& w, int layer) {
+  return correction_bias(c, const_cast<model::ModelWeights&>(w), layer);  // reads only
+}
+
 namespace {
 
 // B sequences of n tokens each, stacked as rows b*n + t (position t).

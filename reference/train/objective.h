@@ -81,5 +81,6 @@ model::ModelWeightsT<S> zeros_like(const model::Config& c, const model::ModelWei
 // The MoE layer index (checkpoint naming) of a position in LossParts::moe_layers, and the
 // correction bias it lives in (main layer or MTP block).
 VecT<float>* correction_bias(const model::Config& c, model::ModelWeights& w, int layer);
+const VecT<float>* correction_bias(const model::Config& c, const model::ModelWeights& w, int layer);
 
 }  // namespace dsv3::train

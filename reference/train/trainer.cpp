@@ -439,15 +439,15 @@ void Trainer::log(const StepRecord& r) const {
   f << j.dump() << "\n";
 }
 
-namespace {
-
-std::string duration(double s) {
+std::string format_duration(double s) {
   if (!std::isfinite(s) || s < 0) return "?";
   const int64_t t = static_cast<int64_t>(s + 0.5);
   if (t >= 3600) return fmt::format("{}h{:02}m", t / 3600, t / 60 % 60);
   if (t >= 60) return fmt::format("{}m{:02}s", t / 60, t % 60);
   return fmt::format("{}s", t);
 }
+
+namespace {
 
 void progress(const StepRecord& r, int64_t steps, double rate, double eta) {
   const int width = 24;
@@ -456,7 +456,7 @@ void progress(const StepRecord& r, int64_t steps, double rate, double eta) {
   if (filled < width) bar += '>' + std::string(width - filled - 1, ' ');
   std::fprintf(stderr, "\r step %lld/%lld [%s] loss %.4f · %.0f tok/s · ETA %s   ",
                static_cast<long long>(r.step), static_cast<long long>(steps), bar.c_str(),
-               r.loss.total, rate, duration(eta).c_str());
+               r.loss.total, rate, format_duration(eta).c_str());
   std::fflush(stderr);
 }
 

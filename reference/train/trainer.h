@@ -163,4 +163,7 @@ class Trainer {
 // stop is polled after each step (set by SIGINT). Returns the exit status.
 int run_training(const TrainOptions& opt, std::atomic<bool>& stop);
 
+// A time left as the progress bar and the Train panel show it: 12s, 4m07s, 3h05m ("?" unknown).
+std::string format_duration(double seconds);
+
 }  // namespace dsv3::train

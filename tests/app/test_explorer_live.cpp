@@ -17,6 +17,7 @@
 #include "app/explorer/tui.h"
 #include "reference/model/config.h"
 #include "reference/model/model.h"
+#include "tests/support/snapshot.h"
 #include "visualizers/canvas.h"
 #include "visualizers/explorer_screen.h"
 
@@ -309,19 +310,7 @@ TEST(LivePipeline, TimeCursorClampsAndSchedulesCycleThroughValidOnes) {
 
 // ---- whole screens ---------------------------------------------------------------------------
 
-void expect_snapshot(const std::string& name, const std::string& actual) {
-  std::string path = std::string(DSV3_TEST_DATA) + "/snapshots/" + name + ".txt";
-  const char* update = std::getenv("DSV3_UPDATE_SNAPSHOTS");
-  if (update && *update == '1') {
-    std::ofstream(path) << actual;
-    return;
-  }
-  std::ifstream in(path);
-  ASSERT_TRUE(in) << "missing snapshot " << path << " (DSV3_UPDATE_SNAPSHOTS=1 creates it)";
-  std::stringstream ss;
-  ss << in.rdbuf();
-  EXPECT_EQ(ss.str(), actual) << "snapshot " << name << " differs; actual:\n" << actual;
-}
+using dsv3::test_support::expect_snapshot;
 
 std::string screen_of(Session& s, viz::Panel p, int w, int h, bool help = false) {
   s.set_keys_shown(true);  // as the explorer shows it

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "tests/support/snapshot.h"
 #include "tests/visualizers/explorer_fixture.h"
 #include "visualizers/explorer_panels.h"
 #include "visualizers/explorer_screen.h"
@@ -18,24 +19,8 @@ namespace {
 
 using testing::make_fixture;
 
-std::string snapshot_path(const std::string& name) {
-  return std::string(DSV3_TEST_DATA) + "/snapshots/" + name + ".txt";
-}
-
-void expect_snapshot(const std::string& name, const std::string& actual) {
-  std::string path = snapshot_path(name);
-  const char* update = std::getenv("DSV3_UPDATE_SNAPSHOTS");
-  if (update && *update == '1') {
-    std::ofstream(path) << actual;
-    return;
-  }
-  std::ifstream in(path);
-  ASSERT_TRUE(in) << "missing snapshot " << path
-                  << " (run with DSV3_UPDATE_SNAPSHOTS=1 to create it)";
-  std::stringstream ss;
-  ss << in.rdbuf();
-  EXPECT_EQ(ss.str(), actual) << "snapshot " << name << " differs; actual:\n" << actual;
-}
+using dsv3::test_support::expect_snapshot;
+using dsv3::test_support::snapshot_path;
 
 const std::vector<KeyHelp> kKeys = {{"→ l", "step forward"}, {"← h", "step back"}, {"q", "quit"}};
 

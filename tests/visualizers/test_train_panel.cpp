@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "reference/train/live_run.h"
+#include "tests/support/snapshot.h"
 #include "tests/visualizers/explorer_fixture.h"
 #include "visualizers/explorer_screen.h"
 #include "visualizers/train_panel.h"
@@ -19,19 +20,7 @@ namespace {
 
 const std::string kRun = std::string(DSV3_TEST_DATA) + "/train-live";
 
-void expect_snapshot(const std::string& name, const std::string& actual) {
-  const std::string path = std::string(DSV3_TEST_DATA) + "/snapshots/" + name + ".txt";
-  const char* update = std::getenv("DSV3_UPDATE_SNAPSHOTS");
-  if (update && *update == '1') {
-    std::ofstream(path) << actual;
-    return;
-  }
-  std::ifstream in(path);
-  ASSERT_TRUE(in) << "missing snapshot " << path << " (DSV3_UPDATE_SNAPSHOTS=1 creates it)";
-  std::stringstream ss;
-  ss << in.rdbuf();
-  EXPECT_EQ(ss.str(), actual) << "snapshot " << name << " differs; actual:\n" << actual;
-}
+using dsv3::test_support::expect_snapshot;
 
 std::string screen(const train::TrainSnapshot& run, int w, int h) {
   auto f = testing::make_fixture();
