@@ -22,6 +22,7 @@ struct FrontOptions {
   std::string model = "tiny";
   std::string prompt = kDefaultPrompt;
   std::string attn = "absorbed";
+  std::string weights = "f32";  // --weights f32 | native
   bool keep_going = false;
 };
 
@@ -33,6 +34,11 @@ void add_session_options(CLI::App* sub, FrontOptions& o) {
   sub->add_option("--attn", o.attn, "attention form of the cache: absorbed | naive")
       ->check(CLI::IsMember({"absorbed", "naive"}))
       ->capture_default_str();
+  sub->add_option("--weights", o.weights,
+                  "f32: every weight in float32; native: a checkpoint's matrices as stored "
+                  "(FP8/BF16, mapped), the same numbers in a fraction of the memory")
+      ->check(CLI::IsMember({"f32", "native"}))
+      ->capture_default_str();
 }
 
 Session make_session(const FrontOptions& o) {
@@ -40,6 +46,7 @@ Session make_session(const FrontOptions& o) {
   so.model = o.model;
   so.prompt = o.prompt;
   so.attn = model::parse_attn_impl(o.attn);
+  so.weights = model::parse_weight_mode(o.weights);
   try {
     return Session(so);
   } catch (const std::exception& e) {

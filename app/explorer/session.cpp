@@ -16,7 +16,7 @@
 
 namespace dsv3::app {
 
-Session::Session(SessionOptions opt) : attn_(opt.attn), seed_(opt.seed) {
+Session::Session(SessionOptions opt) : attn_(opt.attn), seed_(opt.seed), weights_(opt.weights) {
   prompt_ = opt.prompt;
   load(opt.model);
 }
@@ -24,7 +24,7 @@ Session::Session(SessionOptions opt) : attn_(opt.attn), seed_(opt.seed) {
 Session::~Session() = default;
 
 void Session::load(const std::string& name_or_dir) {
-  auto m = std::make_unique<model::Model>(model::Model::load(name_or_dir, seed_));
+  auto m = std::make_unique<model::Model>(model::Model::load(name_or_dir, seed_, weights_));
   if (m->tokenizer().vocab_size() > m->config().vocab_size)
     throw std::invalid_argument(
         fmt::format("{}: its tokenizer ({}) has more tokens than the config's vocab_size {}",

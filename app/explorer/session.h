@@ -27,6 +27,9 @@ struct SessionOptions {
   std::string prompt = kDefaultPrompt;
   model::AttnImpl attn = model::AttnImpl::kAbsorbed;
   uint64_t seed = 0;  // weights of built-in models
+  // kNative keeps a checkpoint's matrices as stored (mapped FP8/BF16; --weights native): the
+  // same numbers as float32 (model/native_weights.h), a fraction of the memory.
+  model::WeightMode weights = model::WeightMode::kF32;
 };
 
 // Front-end settings that commands may change (`set colour mono`).
@@ -203,6 +206,7 @@ class Session {
   model::SamplingParams sampling_;
   model::Rng rng_{0};
   uint64_t seed_ = 0;
+  model::WeightMode weights_ = model::WeightMode::kF32;  // SessionOptions::weights
   Settings settings_;
   Progress progress_hook_;
   bool keys_shown_ = false;  // set_keys_shown
