@@ -21,18 +21,18 @@ struct ExitStatus {
   int code;
 };
 
-void add_train_commands(CLI::App& app);      // grad, train                      (app/cli/train.cpp)
-void add_model_commands(CLI::App& app);      // forward, generate, demo          (app/cli/model.cpp)
-void add_info_commands(CLI::App& app);       // info                             (app/cli/info.cpp)
-void add_fp8_commands(CLI::App& app);        // fp8 ...                          (app/cli/fp8.cpp)
-void add_pipeline_commands(CLI::App& app);   // pipeline ...                     (app/cli/pipeline.cpp)
-void add_balance_commands(CLI::App& app);    // balance ...                      (app/cli/balance.cpp)
-void add_mtp_commands(CLI::App& app);        // mtp-loss, mtp-demo               (app/cli/mtp.cpp)
-void add_explore_commands(CLI::App& app);    // explore, repl, exec              (app/cli/explore.cpp)
-void add_lesson_commands(CLI::App& app);     // lesson [N] [--plain]             (app/cli/lesson.cpp)
-void add_tokenizer_commands(CLI::App& app);  // tokenizer ..., tokenize          (app/cli/tokenizer.cpp)
+void add_train_commands(CLI::App& app);     // grad, train                      (app/cli/train.cpp)
+void add_model_commands(CLI::App& app);     // forward, generate, demo          (app/cli/model.cpp)
+void add_info_commands(CLI::App& app);      // info                             (app/cli/info.cpp)
+void add_fp8_commands(CLI::App& app);       // fp8 ...                          (app/cli/fp8.cpp)
+void add_pipeline_commands(CLI::App& app);  // pipeline ... (app/cli/pipeline.cpp)
+void add_balance_commands(CLI::App& app);  // balance ...                      (app/cli/balance.cpp)
+void add_mtp_commands(CLI::App& app);      // mtp-loss, mtp-demo               (app/cli/mtp.cpp)
+void add_explore_commands(CLI::App& app);  // explore, repl, exec              (app/cli/explore.cpp)
+void add_lesson_commands(CLI::App& app);   // lesson [N] [--plain]             (app/cli/lesson.cpp)
+void add_tokenizer_commands(CLI::App& app);  // tokenizer ..., tokenize (app/cli/tokenizer.cpp)
 void add_eval_commands(CLI::App& app);       // eval, experts                    (app/cli/eval.cpp)
-void add_export_commands(CLI::App& app);     // export                           (app/cli/export.cpp)
+void add_export_commands(CLI::App& app);  // export                           (app/cli/export.cpp)
 
 // The explorer on the built-in tiny model (a text summary when there is no terminal).
 int run_explorer_default();

@@ -155,7 +155,8 @@ TEST(LessonCli, PlainPlaysALesson) {
 
 TEST(LessonCli, MalformedFileGivesFileLineAndProblem) {
   std::string path = temp_file(
-      "bad.md", "# Bad\n\n## Step\n\nPaper: p\nCode: app/lesson/lesson.cpp f\n\n```dsv3\nrout 1\n```\n");
+      "bad.md",
+      "# Bad\n\n## Step\n\nPaper: p\nCode: app/lesson/lesson.cpp f\n\n```dsv3\nrout 1\n```\n");
   CmdResult r = run("lesson '" + path + "' --plain");
   EXPECT_EQ(r.status, 2) << r.out;
   EXPECT_NE(r.out.find("dsv3: " + path + ":9: unknown command 'rout' (did you mean route?)"),
