@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 
+#include "bench/bandwidth.h"
 #include "reference/model/model.h"
 #include "reference/model/sampling.h"
 
@@ -91,18 +92,6 @@ void BM_EigenGemm(benchmark::State& state) {
       2.0 * n * n * n, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
-// Memory bandwidth: copy 256 MB (read + write counted as bytes moved).
-void BM_CopyBandwidth(benchmark::State& state) {
-  const size_t n = 256u << 20;
-  std::vector<char> a(n, 1), b(n, 0);
-  for (auto _ : state) {
-    std::memcpy(b.data(), a.data(), n);
-    benchmark::DoNotOptimize(b.data());
-  }
-  state.counters["GB/s"] = benchmark::Counter(
-      2.0 * n, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
-}
-
 BENCHMARK_CAPTURE(BM_Decode, tiny_absorbed, "tiny", AttnImpl::kAbsorbed)
     ->Arg(256)
     ->Arg(2048)
@@ -136,6 +125,6 @@ BENCHMARK_CAPTURE(BM_Prefill, small_naive, "small", AttnImpl::kNaive)
     ->Arg(256)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_EigenGemm)->Arg(1024)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_CopyBandwidth)->Unit(benchmark::kMillisecond);
+BENCHMARK(dsv3::bench::BM_CopyBandwidth)->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "bench/bandwidth.h"
 #include "reference/io/mapped_file.h"
 #include "reference/model/compact_linear.h"
 #include "reference/model/model.h"
@@ -105,24 +106,13 @@ void BM_MatvecFused(benchmark::State& state, WeightFormat f) {
   weight_rate(state, static_cast<double>(w.nbytes()));
 }
 
-// Read bandwidth: sum 256 MB of floats (what streaming weights needs), and copy for reference.
+// Read bandwidth: sum 256 MB of floats (what streaming weights needs); copy is in bandwidth.h.
 void BM_ReadBandwidth(benchmark::State& state) {
   const size_t n = (256u << 20) / 4;
   Vec a = Vec::Ones(static_cast<Eigen::Index>(n));
   for (auto _ : state) benchmark::DoNotOptimize(a.sum());
   state.counters["GB/s"] = benchmark::Counter(
       4.0 * n, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
-}
-
-void BM_CopyBandwidth(benchmark::State& state) {
-  const size_t n = 256u << 20;
-  std::vector<char> a(n, 1), b(n, 0);
-  for (auto _ : state) {
-    std::memcpy(b.data(), a.data(), n);
-    benchmark::DoNotOptimize(b.data());
-  }
-  state.counters["GB/s"] = benchmark::Counter(
-      2.0 * n, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
 // A reduced DeepSeek-V3 in the released layout, about the size of the "small" config (hidden
@@ -192,7 +182,7 @@ void BM_DecodeSynthetic(benchmark::State& state, model::WeightMode mode) {
 }
 
 BENCHMARK(BM_ReadBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_CopyBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(dsv3::bench::BM_CopyBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_MatvecEigen)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_MatvecF32Model)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_MatvecCompact, f32, WeightFormat::kF32)

@@ -14,6 +14,7 @@
 #include "reference/io/safetensors.h"
 #include "reference/train/live_run.h"
 #include "tests/support/shell.h"
+#include "tests/support/temp_dir.h"
 
 namespace dsv3::train {
 namespace {
@@ -26,10 +27,7 @@ test_support::ShellResult dsv3_cli(const std::string& args) {
 }
 
 fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("dsv3_live_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
+  return test_support::fresh_temp_dir("dsv3_live_", name);
 }
 
 // Three domains of different token patterns (bytes of the tiny vocabulary), 1,200 tokens each.

@@ -9,17 +9,14 @@
 #include "reference/io/safetensors.h"
 #include "reference/model/model.h"
 #include "reference/model/sampling.h"
+#include "tests/support/temp_dir.h"
 
 namespace dsv3 {
 namespace {
 namespace fs = std::filesystem;
 
 fs::path temp_dir(const std::string& name) {
-  fs::path p =
-      fs::temp_directory_path() / ("dsv3-weights-" + std::to_string(getpid()) + "-" + name);
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
+  return test_support::fresh_temp_dir("dsv3-weights-", name);
 }
 
 TEST(Weights, Fp8BlocksAreDequantizedWithCeilEdgeBlocks) {

@@ -11,6 +11,7 @@
 
 #include "reference/io/bpe.h"
 #include "reference/io/safetensors.h"
+#include "tests/support/temp_dir.h"
 
 namespace dsv3::io {
 namespace {
@@ -38,10 +39,7 @@ BpeTokenizer train(const std::vector<std::string_view>& docs, int64_t vocab, int
 }
 
 fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("dsv3_bpe_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
+  return test_support::fresh_temp_dir("dsv3_bpe_", name);
 }
 
 // One word, "aaabdaaabac": pairs aa x4, ab x2, bd, da, ba, ac.

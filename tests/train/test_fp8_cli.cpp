@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/shell.h"
+#include "tests/support/temp_dir.h"
 
 namespace dsv3::train {
 namespace {
@@ -17,10 +18,7 @@ using test_support::dsv3_cli;
 const std::string kData = DSV3_TEST_DATA;
 
 fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("dsv3_fp8cli_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
+  return test_support::fresh_temp_dir("dsv3_fp8cli_", name);
 }
 
 int lines(const std::string& s) {

@@ -9,6 +9,7 @@
 
 #include "reference/io/safetensors.h"
 #include "tests/support/shell.h"
+#include "tests/support/temp_dir.h"
 
 namespace dsv3::train {
 namespace {
@@ -19,10 +20,7 @@ using test_support::shell;
 const std::string kData = DSV3_TEST_DATA;
 
 fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("dsv3_cli_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
+  return test_support::fresh_temp_dir("dsv3_cli_", name);
 }
 
 // `dsv3 tokenize` of a sentence repeated n times; returns the tokens file.

@@ -12,16 +12,14 @@
 #include "reference/io/safetensors.h"
 #include "reference/io/tokenizer.h"
 #include "reference/train/trainer.h"
+#include "tests/support/temp_dir.h"
 
 namespace dsv3::train {
 namespace {
 namespace fs = std::filesystem;
 
 fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("dsv3_train_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
+  return test_support::fresh_temp_dir("dsv3_train_", name);
 }
 
 // A 'tokens' stream file from text, byte tokenizer (as `dsv3 tokenize` writes it).
