@@ -29,7 +29,10 @@ class TmuxLesson : public ::testing::Test {
   void SetUp() override {
     if (std::system("command -v tmux >/dev/null 2>&1") != 0)
       GTEST_SKIP() << "tmux is not installed";
-    socket_ = "dsv3-lesson-test-" + std::to_string(getpid());
+    // One tmux server per test: the previous test's server may still be shutting down after
+    // kill-server, and a new session on its socket then fails.
+    static int counter = 0;
+    socket_ = "dsv3-lesson-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
     status_file_ = (fs::temp_directory_path() / (socket_ + ".status")).string();
     fs::remove(status_file_);
     std::string inner = "DSV3_LESSONS='" + kLessons + "' TERM=xterm-256color '" +
