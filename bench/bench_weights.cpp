@@ -115,24 +115,14 @@ void BM_ReadBandwidth(benchmark::State& state) {
       4.0 * n, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
-// A reduced DeepSeek-V3 in the released layout, about the size of the "small" config (hidden
-// 1024, 8 layers of which 3 dense, 32 experts of width 256, 8 per token, vocab 32768): written
-// once into the temp folder and reused.
+// A reduced DeepSeek-V3 in the released layout, about the size of the "small" config
+// (model::synthetic_small(), what `dsv3 export synthetic-v3` writes by default): written once
+// into the temp folder and reused.
 const std::string& synthetic() {
   static const std::string dir = [] {
     const fs::path p = fs::temp_directory_path() / "dsv3-bench-synthetic-v3-small";
     if (!fs::exists(p / "model.safetensors.index.json")) {
-      model::SyntheticSizes s;
-      s.vocab_size = 32768;
-      s.hidden_size = 1024;
-      s.intermediate_size = 2816;
-      s.moe_intermediate_size = 256;
-      s.num_hidden_layers = 8;
-      s.num_attention_heads = 16;
-      s.q_lora_rank = 384;
-      s.kv_lora_rank = 256;
-      s.shards = 4;
-      model::write_synthetic_v3(p.string(), s);
+      model::write_synthetic_v3(p.string(), model::synthetic_small());
     }
     return p.string();
   }();

@@ -120,6 +120,20 @@ bool fp8_matrix(const std::string& name) {
 
 }  // namespace
 
+SyntheticSizes synthetic_small() {
+  SyntheticSizes s;
+  s.vocab_size = 32768;
+  s.hidden_size = 1024;
+  s.intermediate_size = 2816;
+  s.moe_intermediate_size = 256;
+  s.num_hidden_layers = 8;
+  s.num_attention_heads = 16;
+  s.q_lora_rank = 384;
+  s.kv_lora_rank = 256;
+  s.shards = 4;
+  return s;
+}
+
 uint64_t write_synthetic_v3(const std::string& dir, const SyntheticSizes& s) {
   // config.json: the released one, sizes replaced.
   const std::string v3_path = resolve_model_path("v3-671b");

@@ -36,6 +36,11 @@ struct SyntheticSizes {
   uint64_t seed = 0;
 };
 
+// About the size of the "small" config (hidden 1024, 8 layers of which 3 dense, 32 experts of
+// width 256, 8 per token, vocab 32768; 481 MB in FP8 + BF16): the checkpoint bench_weights and
+// docs/performance.md measure, and the default of `dsv3 export synthetic-v3`.
+SyntheticSizes synthetic_small();
+
 // Writes dir/config.json, dir/model-0000k-of-0000n.safetensors and
 // dir/model.safetensors.index.json (creating dir). Returns the bytes written in shards.
 // Throws io::FormatError on I/O failure, ConfigError when the sizes make no valid V3 config.
