@@ -1,10 +1,66 @@
 #include "reference/fp8/quant.h"
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
 #include <stdexcept>
 
 namespace dsv3::fp8 {
+
+namespace {
+
+// encode(v, f, kSaturate) without branches on the data, for the quantizers' inner loops (the
+// general encode() stays the definition; Fp8Quant.FastEncoderEqualsEncode checks the two agree).
+// Normal results: round the binary32 bits to M mantissa bits, ties to even, by integer addition
+// (a carry bumps the exponent), then rebias; above the largest code, saturate. Subnormal results
+// (|v| below the smallest normal): |v| as an integer multiple of the FP8 quantum 2^(1-bias-M),
+// rounded to nearest even from the exact significand.
+struct FastEncoder {
+  int m, bias;
+  uint32_t max_code, min_normal_bits;
+  explicit FastEncoder(Format f)
+      : m(info(f).mantissa_bits),
+        bias(info(f).bias),
+        max_code(f == Format::kE4M3 ? 0x7Eu : 0x7Bu),
+        min_normal_bits(std::bit_cast<uint32_t>(info(f).min_normal)) {}
+
+  uint8_t operator()(float v) const {
+    const uint32_t bits = std::bit_cast<uint32_t>(v);
+    const uint32_t a = bits & 0x7FFFFFFFu, sign = (bits >> 24) & 0x80u;
+    if (a >= 0x7F800000u) return encode(v, m == 3 ? Format::kE4M3 : Format::kE5M2);  // NaN, Inf
+    // Normal: (e32 << M | mantissa) rounded, then the exponent rebiased from 127 to bias.
+    const int sh = 23 - m;
+    const uint32_t r = (a + ((1u << (sh - 1)) - 1u) + ((a >> sh) & 1u)) >> sh;
+    const uint32_t normal = std::min(r - (static_cast<uint32_t>(127 - bias) << m), max_code);
+    // Subnormal: |v| = sig * 2^(e - 150) (e = biased exponent, 1 for binary32 subnormals).
+    const uint32_t e32 = a >> 23;
+    const uint32_t sig = (a & 0x7FFFFFu) | (e32 != 0 ? 0x800000u : 0u);
+    const int shift =
+        std::clamp((1 - bias - m) - (static_cast<int>(std::max<uint32_t>(e32, 1)) - 150), 1, 31);
+    const uint32_t q = sig >> shift, rem = sig & ((1u << shift) - 1u), half = 1u << (shift - 1);
+    const uint32_t sub = q + ((rem > half || (rem == half && (q & 1u))) ? 1u : 0u);
+    return static_cast<uint8_t>(sign | (a >= min_normal_bits ? normal : sub));
+  }
+};
+
+// decode() of every code, for dequantization.
+struct DecodeTable {
+  std::array<float, 256> v{};
+  explicit DecodeTable(Format f) {
+    for (int c = 0; c < 256; ++c) v[c] = decode(static_cast<uint8_t>(c), f);
+  }
+};
+const DecodeTable& decode_table(Format f) {
+  static const DecodeTable e4m3(Format::kE4M3), e5m2(Format::kE5M2);
+  return f == Format::kE4M3 ? e4m3 : e5m2;
+}
+
+}  // namespace
+
+uint8_t encode_fast(float v, Format f) {
+  return FastEncoder(f)(v);
+}
 
 float tile_scale(float amax, const QuantOptions& opt) {
   const float s = std::max(amax, kMinAmax) / info(opt.format).max;
@@ -13,8 +69,9 @@ float tile_scale(float amax, const QuantOptions& opt) {
 
 Mat QMatrix::dequantize() const {
   Mat out(rows, cols);
+  const DecodeTable& t = decode_table(format);
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) out(r, c) = decode(code(r, c), format) * scale(r, c);
+    for (int64_t c = 0; c < cols; ++c) out(r, c) = t.v[code(r, c)] * scale(r, c);
   }
   return out;
 }
@@ -30,6 +87,8 @@ QMatrix quantize(const Mat& x, int64_t tile_rows, int64_t tile_cols, const Quant
   q.codes.resize(static_cast<size_t>(q.rows * q.cols));
   q.scales.resize(static_cast<size_t>(q.scale_rows() * q.scale_cols()));
   const int64_t sc = q.scale_cols();
+  const bool fast = opt.overflow == Overflow::kSaturate;  // the online scales cannot overflow
+  const FastEncoder enc(opt.format);
 #pragma omp parallel for schedule(static) if (q.rows * q.cols > 65536)
   for (int64_t tr = 0; tr < q.scale_rows(); ++tr) {
     const int64_t r0 = tr * q.tile_rows, r1 = std::min(q.rows, r0 + q.tile_rows);
@@ -42,10 +101,12 @@ QMatrix quantize(const Mat& x, int64_t tile_rows, int64_t tile_cols, const Quant
       const float s = tile_scale(amax, opt);
       q.scales[static_cast<size_t>(tr * sc + tc)] = s;
       for (int64_t r = r0; r < r1; ++r) {
-        for (int64_t c = c0; c < c1; ++c) {
-          q.codes[static_cast<size_t>(r * q.cols + c)] =
-              encode(x(r, c) / s, opt.format, opt.overflow);
-        }
+        uint8_t* out = q.codes.data() + r * q.cols;
+        const float* in = x.data() + r * x.cols();
+        if (fast)
+          for (int64_t c = c0; c < c1; ++c) out[c] = enc(in[c] / s);
+        else
+          for (int64_t c = c0; c < c1; ++c) out[c] = encode(in[c] / s, opt.format, opt.overflow);
       }
     }
   }

@@ -44,6 +44,10 @@ struct QMatrix {
 // power of two at or above it (so |x| / scale <= fmax still holds).
 float tile_scale(float amax, const QuantOptions& opt = {});
 
+// encode(v, f, Overflow::kSaturate) by branch-free integer rounding: what quantize's inner loop
+// runs with the saturating policy (the general encode() stays the definition).
+uint8_t encode_fast(float v, Format f);
+
 // Quantizes with tiles of tile_rows x tile_cols: code = encode(x / scale). The element attaining
 // a tile's amax lands on +-fmax exactly (without ue8m0).
 QMatrix quantize(const Mat& x, int64_t tile_rows, int64_t tile_cols, const QuantOptions& opt = {});

@@ -2,7 +2,9 @@
 // blocks, scale = max(amax, 1e-4) / 448, optional UE8M0 scales; per-tensor and delayed scaling.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
+#include <vector>
 
 #include "reference/fp8/analysis.h"
 #include "reference/fp8/quant.h"
@@ -13,6 +15,32 @@ namespace {
 // amax of tile (tr, tc) of x.
 float tile_amax(const Mat& x, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
   return x.block(r0, c0, r1 - r0, c1 - c0).cwiseAbs().maxCoeff();
+}
+
+// The quantizers' branch-free encoder is the saturating encode(), bit for bit: every binary32
+// pattern on a stride, and around every possible rounding position of every exponent (ties,
+// one ulp either side), both signs, both formats.
+TEST(Fp8Quant, FastEncoderEqualsEncode) {
+  std::vector<uint32_t> bits;
+  for (uint64_t b = 0; b <= 0x7F800000u; b += 4093) bits.push_back(static_cast<uint32_t>(b));
+  for (uint32_t e = 0; e < 256; ++e)
+    for (int j = 0; j < 23; ++j)
+      for (uint32_t k : {1u, 2u, 3u, 5u, 7u})
+        for (int d : {-1, 0, 1}) {
+          const uint32_t m = ((k << j) + static_cast<uint32_t>(d)) & 0x7FFFFFu;
+          bits.push_back((e << 23) | m);
+        }
+  int64_t diff = 0;
+  for (Format f : {Format::kE4M3, Format::kE5M2})
+    for (uint32_t b : bits)
+      for (uint32_t sign : {0u, 0x80000000u}) {
+        const float v = std::bit_cast<float>(b | sign);
+        const uint8_t want = encode(v, f, Overflow::kSaturate), got = encode_fast(v, f);
+        if (want != got && ++diff <= 5)
+          ADD_FAILURE() << info(f).name << " " << std::hexfloat << v << ": encode 0x" << std::hex
+                        << int{want} << ", fast 0x" << int{got};
+      }
+  EXPECT_EQ(diff, 0) << "of " << 4 * bits.size() << " values";
 }
 
 TEST(Fp8Quant, ActivationTilesAreOneTokenBy128Channels) {
