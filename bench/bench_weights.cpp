@@ -87,11 +87,36 @@ void BM_MatvecF32Model(benchmark::State& state) {
   weight_rate(state, 4.0 * kOut * kIn);
 }
 
-// The native model's product (row decoded, then the same dot): bit-identical to the float32 one.
+// The native model's decode product before matvec_eigen_order (issue 18's first step): each
+// weight row decoded into a float32 row, then Eigen's dot, rows split over the threads.
 void BM_MatvecCompact(benchmark::State& state, WeightFormat f) {
   const CompactMatrix& w = weight(f);
-  Mat x = Mat::Random(1, kIn);
-  for (auto _ : state) benchmark::DoNotOptimize(model::matmul_wt(x, w));
+  RowVec x = RowVec::Random(kIn);
+  Vec y(kOut);
+  for (auto _ : state) {
+#pragma omp parallel
+    {
+      RowVec row(kIn);
+#pragma omp for schedule(static)
+      for (int64_t o = 0; o < kOut; ++o) {
+        w.decode_row(o, row.data());
+        y[o] = row.dot(x);
+      }
+    }
+    benchmark::DoNotOptimize(y.data());
+  }
+  weight_rate(state, static_cast<double>(w.nbytes()));
+}
+
+// The decode path today: weights decoded 8 at a time in registers, 4 rows sharing the loads of x,
+// in Eigen's order (bit-identical to the float32 model; what matmul_wt runs for one row).
+void BM_MatvecEigenOrder(benchmark::State& state, WeightFormat f) {
+  const CompactMatrix& w = weight(f);
+  Vec x = Vec::Random(kIn), y(kOut);
+  for (auto _ : state) {
+    model::matvec_eigen_order(w, x.data(), y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
   weight_rate(state, static_cast<double>(w.nbytes()));
 }
 
@@ -182,6 +207,15 @@ BENCHMARK_CAPTURE(BM_MatvecCompact, bf16, WeightFormat::kBF16)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 BENCHMARK_CAPTURE(BM_MatvecCompact, fp8, WeightFormat::kFP8)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatvecEigenOrder, f32, WeightFormat::kF32)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatvecEigenOrder, bf16, WeightFormat::kBF16)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_MatvecEigenOrder, fp8, WeightFormat::kFP8)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 BENCHMARK_CAPTURE(BM_MatvecFused, f32, WeightFormat::kF32)

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
@@ -121,6 +123,110 @@ inline __m256 load_x8(const uint8_t* p, [[maybe_unused]] float s) {
 }
 #endif
 
+#if defined(__AVX2__) && !defined(__AVX512F__)
+#define DSV3_EIGEN_ORDER_KERNELS 1
+// Eight FP8 codes times their block scale s, exactly float(q) * s, in four instructions. The
+// codes sign-extended to 32 bits and shifted left by 20 hold the sign in bits 27..31 and the
+// 7 magnitude bits (exponent field e, mantissa m) in bits 20..26; masked, that is the float32
+// float(q) * 2^-120 exactly (e >= 1: 2^(e-127) (1 + m/8); e = 0: the float32 denormal
+// m * 2^-129). One multiply by s120 = s * 2^120 (exact, a power-of-two shift of s; finite for
+// |s| < 2^7) rounds float(q) * s once, as the reference does. NaN codes (0x7F, 0xFF) come out
+// finite: rows that hold one take the exact decoder (has_nan_code).
+inline __m256 e4m3_scaled_x8(const uint8_t* p, __m256 s120) {
+  const __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  const __m256i bits =
+      _mm256_and_si256(_mm256_slli_epi32(v, 20), _mm256_set1_epi32(static_cast<int>(0x87F00000u)));
+  return _mm256_mul_ps(_mm256_castsi256_ps(bits), s120);
+}
+
+// Whether bytes [0, n) hold an E4M3 NaN code (magnitude 0x7F, the largest one).
+bool has_nan_code(const uint8_t* p, int64_t n) {
+  __m256i mx = _mm256_setzero_si256();
+  int64_t i = 0;
+  const __m256i mag = _mm256_set1_epi8(0x7F);
+  for (; i + 32 <= n; i += 32)
+    mx = _mm256_max_epu8(
+        mx, _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i)), mag));
+  alignas(32) uint8_t m[32];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(m), mx);
+  for (int j = 0; j < 32; ++j)
+    if (m[j] == 0x7F) return true;
+  for (; i < n; ++i)
+    if ((p[i] & 0x7F) == 0x7F) return true;
+  return false;
+}
+
+// Eight stored weights from element i of a row; FP8 through e4m3_scaled_x8 (s120 its block's).
+template <WeightFormat F>
+inline __m256 weights_x8(const uint8_t* p, int64_t i, __m256 s120) {
+  if constexpr (F == WeightFormat::kFP8) {
+    return e4m3_scaled_x8(p + i, s120);
+  } else {
+    constexpr size_t eb = F == WeightFormat::kF32 ? 4 : 2;
+    return load_x8<F>(p + i * eb, 1.0f);
+  }
+}
+
+// Eigen's horizontal sum of a packet (predux): ((s0+s4) + (s2+s6)) + ((s1+s5) + (s3+s7)).
+inline float predux(__m256 a) {
+  __m128 q = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  return _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+}
+
+// R weight rows (o .. o+R-1, row bytes p[r], FP8 block scales sc[r]) dotted with x, each in
+// Eigen's order (dot_eigen_order_reference): the rows share the loads of x and give the adds
+// 2R independent chains. Every block scale must satisfy |s| < 2^7 and no row a NaN code.
+template <WeightFormat F, int R>
+void dot_rows_eigen_order(const uint8_t* const* p, const float* const* sc, int64_t in,
+                          const float* x, float* y) {
+  constexpr size_t eb = F == WeightFormat::kF32 ? 4 : F == WeightFormat::kFP8 ? 1 : 2;
+  const int64_t n8 = in / 8, end2 = n8 / 2 * 2;
+  // The same place in the next R rows, fetched while these are summed: the stream crosses a 4 KB
+  // page every few rows, where the hardware prefetcher stops.
+  const int64_t ahead = R * in * static_cast<int64_t>(eb);
+  auto s120 = [&](int r, int64_t k) {  // packet k lies in column block k / 16
+    return F == WeightFormat::kFP8 ? _mm256_set1_ps(sc[r][k / 16] * 0x1p120f) : _mm256_setzero_ps();
+  };
+  auto prod = [&](int r, int64_t k, __m256 s) {
+    return _mm256_mul_ps(weights_x8<F>(p[r], 8 * k, s), _mm256_loadu_ps(x + 8 * k));
+  };
+  // Arrays of registers: the r loops are unrolled (R is a constant) so that they stay registers.
+  __m256 a0[R], a1[R], s[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    s[r] = s120(r, 0);
+    a0[r] = prod(r, 0, s[r]);  // the first packet itself, not 0 + it (keeps -0)
+    a1[r] = n8 >= 2 ? prod(r, 1, s[r]) : _mm256_setzero_ps();
+  }
+  for (int64_t k = 2; k < end2;) {
+    const int64_t block_end = std::min(end2, (k / 16 + 1) * 16);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) s[r] = s120(r, k);
+    for (; k < block_end; k += 2) {
+      if ((k * 8 * static_cast<int64_t>(eb)) % 64 == 0)
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r)
+          _mm_prefetch(reinterpret_cast<const char*>(p[r] + 8 * k * eb + ahead), _MM_HINT_T0);
+      const __m256 x0 = _mm256_loadu_ps(x + 8 * k), x1 = _mm256_loadu_ps(x + 8 * k + 8);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        a0[r] = _mm256_add_ps(a0[r], _mm256_mul_ps(weights_x8<F>(p[r], 8 * k, s[r]), x0));
+        a1[r] = _mm256_add_ps(a1[r], _mm256_mul_ps(weights_x8<F>(p[r], 8 * k + 8, s[r]), x1));
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    if (n8 >= 2) {
+      a0[r] = _mm256_add_ps(a0[r], a1[r]);
+      if (n8 & 1) a0[r] = _mm256_add_ps(a0[r], prod(r, n8 - 1, s120(r, n8 - 1)));
+    }
+    y[r] = predux(a0[r]);
+  }
+}
+#endif
+
 // Calls fn(std::integral_constant<WeightFormat, f>{}): one instantiation per format, so that
 // the inner loops know their format at compile time.
 template <class Fn>
@@ -142,11 +248,20 @@ void decode_row_t(const CompactMatrix& w, int64_t r, float* out) {
   constexpr size_t eb = F == WeightFormat::kF32 ? 4 : F == WeightFormat::kFP8 ? 1 : 2;
   const uint8_t* p = w.data + static_cast<size_t>(r * w.cols) * eb;
   const int64_t sc = w.scale_cols();
+#if defined(DSV3_EIGEN_ORDER_KERNELS)
+  const bool short_fp8 = F == WeightFormat::kFP8 && !has_nan_code(p, w.cols);
+#endif
   // Column blocks of 128: the FP8 scale is constant inside one (1 for the other formats).
   for (int64_t c0 = 0; c0 < w.cols; c0 += 128) {
     const int64_t c1 = std::min<int64_t>(w.cols, c0 + 128);
     const float s = F == WeightFormat::kFP8 ? w.scale_inv[(r / 128) * sc + c0 / 128] : 1.0f;
     int64_t c = c0;
+#if defined(DSV3_EIGEN_ORDER_KERNELS)
+    if (short_fp8 && std::fabs(s) < 0x1p7f) {  // the four-instruction decoder (same bits)
+      const __m256 s120 = _mm256_set1_ps(s * 0x1p120f);
+      for (; c + 8 <= c1; c += 8) _mm256_storeu_ps(out + c, e4m3_scaled_x8(p + c, s120));
+    }
+#endif
 #if defined(__AVX2__)
     for (; c + 8 <= c1; c += 8) _mm256_storeu_ps(out + c, load_x8<F>(p + c * eb, s));
 #endif
@@ -206,7 +321,7 @@ void CompactMatrix::decode_row(int64_t r, float* out) const {
 Mat CompactMatrix::to_f32() const {
   count_read(nbytes());
   Mat m(rows, cols);
-#pragma omp parallel for schedule(static) if (rows * cols > (1 << 20))
+#pragma omp parallel for schedule(static) if (rows * cols > (1 << 18))
   for (int64_t r = 0; r < rows; ++r) decode_row(r, m.row(r).data());
   return m;
 }
@@ -251,11 +366,108 @@ CompactMatrix compact_f32(const Mat& w) {
   return make_compact(WeightFormat::kF32, w.rows(), w.cols(), std::move(bytes));
 }
 
+float dot_eigen_order_reference(const float* a, const float* b, int64_t n) {
+  if (n == 0) return 0.0f;
+  const int64_t n8 = n / 8;
+  float res;
+  if (n8 == 0) {
+    res = a[0] * b[0];
+    for (int64_t i = 1; i < n; ++i) res = res + a[i] * b[i];
+    return res;
+  }
+  auto prod = [&](int64_t k, int l) { return a[8 * k + l] * b[8 * k + l]; };  // lane l of P_k
+  float acc0[8], acc1[8];
+  for (int l = 0; l < 8; ++l) acc0[l] = prod(0, l);
+  if (n8 >= 2) {
+    for (int l = 0; l < 8; ++l) acc1[l] = prod(1, l);
+    for (int64_t k = 2; k + 1 < n8; k += 2)
+      for (int l = 0; l < 8; ++l) {
+        acc0[l] = acc0[l] + prod(k, l);
+        acc1[l] = acc1[l] + prod(k + 1, l);
+      }
+    for (int l = 0; l < 8; ++l) acc0[l] = acc0[l] + acc1[l];
+    if (n8 % 2)
+      for (int l = 0; l < 8; ++l) acc0[l] = acc0[l] + prod(n8 - 1, l);
+  }
+  res = ((acc0[0] + acc0[4]) + (acc0[2] + acc0[6])) + ((acc0[1] + acc0[5]) + (acc0[3] + acc0[7]));
+  for (int64_t i = n8 * 8; i < n; ++i) res = res + a[i] * b[i];
+  return res;
+}
+
+namespace {
+
+// One output through the exact row decoder and Eigen's own dot: the form for rows the fast
+// kernel does not take (a NaN code, a block scale >= 2^7, fewer than 8 columns, no AVX2).
+float dot_decoded(const CompactMatrix& w, int64_t o, const float* x, RowVec& buf) {
+  w.decode_row(o, buf.data());
+  return buf.dot(Eigen::Map<const RowVec>(x, w.cols));
+}
+
+}  // namespace
+
+void matvec_eigen_order(const CompactMatrix& w, const float* x, float* y) {
+  const int64_t out = w.rows, in = w.cols;
+  w.count_read(w.nbytes());
+#if defined(DSV3_EIGEN_ORDER_KERNELS)
+  bool scales_ok = in >= 8;
+  for (float s : w.scale_inv) scales_ok = scales_ok && std::fabs(s) < 0x1p7f;
+  with_format(w.format, [&](auto f) {
+    constexpr WeightFormat F = decltype(f)::value;
+    constexpr size_t eb = F == WeightFormat::kF32 ? 4 : F == WeightFormat::kFP8 ? 1 : 2;
+    constexpr int R = 4;  // rows per kernel call
+#pragma omp parallel if (out * in > (1 << 18))
+    {
+      RowVec buf(in);
+#pragma omp for schedule(static)
+      for (int64_t o0 = 0; o0 < out; o0 += R) {
+        const int n = static_cast<int>(std::min<int64_t>(R, out - o0));
+        const uint8_t* p[R];
+        const float* sc[R] = {};
+        bool fast = scales_ok;
+        for (int r = 0; r < n; ++r) {
+          p[r] = w.data + static_cast<size_t>((o0 + r) * in) * eb;
+          if (F != WeightFormat::kFP8) continue;
+          sc[r] = &w.scale_inv[((o0 + r) / 128) * w.scale_cols()];
+          fast = fast && !has_nan_code(p[r], in);
+        }
+        if (!fast) {
+          for (int r = 0; r < n; ++r) y[o0 + r] = dot_decoded(w, o0 + r, x, buf);
+          continue;
+        }
+        if (n == R) {
+          dot_rows_eigen_order<F, R>(p, sc, in, x, y + o0);
+        } else {
+          for (int r = 0; r < n; ++r) dot_rows_eigen_order<F, 1>(p + r, sc + r, in, x, y + o0 + r);
+        }
+        for (int r = 0; r < n; ++r)  // the last in % 8 columns, one by one (Eigen's tail)
+          for (int64_t i = in / 8 * 8; i < in; ++i) {
+            float v = scalar_element(w, p[r], i);
+            if (F == WeightFormat::kFP8) v *= sc[r][i / 128];
+            y[o0 + r] = y[o0 + r] + v * x[i];
+          }
+      }
+    }
+  });
+#else
+#pragma omp parallel if (out * in > (1 << 18))
+  {
+    RowVec buf(in);
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < out; ++o) y[o] = dot_decoded(w, o, x, buf);
+  }
+#endif
+}
+
 Mat matmul_wt(const Mat& x, const CompactMatrix& w) {
   if (x.cols() != w.cols)
     throw std::invalid_argument(
         fmt::format("matmul_wt: x has {} columns, W is [{}, {}]", x.cols(), w.rows, w.cols));
   if (x.rows() > 8) return x * w.to_f32().transpose();  // as model::matmul_wt: Eigen's GEMM
+  if (x.rows() == 1) {  // decode: the weights decoded in registers, in Eigen's order
+    Mat y(1, w.rows);
+    matvec_eigen_order(w, x.data(), y.data());
+    return y;
+  }
   w.count_read(w.nbytes());
   // As model::matmul_wt for a few rows: one pass over W, each output the dot product of a weight
   // row with an input row - here the weight row decoded into float32 just before.

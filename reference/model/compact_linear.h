@@ -77,6 +77,21 @@ Mat matmul_wt(const Mat& x, const CompactMatrix& w);
 // The plain reference of the above: dequantize everything, then the float32 product.
 Mat matmul_wt_reference(const Mat& x, const CompactMatrix& w);
 
+// y = W x for one input row x [in], y [out], summed in Eigen's order for a float32 dot product
+// (dot_eigen_order_reference), so bit-identical to model::matmul_wt on the dequantized W. The
+// stored weights are decoded 8 at a time in registers (FP8 in four instructions, see
+// compact_linear.cpp) and never written out; 4 rows at a time share the loads of x. matmul_wt
+// takes this form for one input row (decode).
+void matvec_eigen_order(const CompactMatrix& w, const float* x, float* y);
+// The plain form of that order: Eigen 3.4's sum of a dynamic-size float dot product with 8-lane
+// AVX packets (Redux.h, linear vectorised traversal). With n8 = floor(n/8) packets
+// P_k = a[8k..8k+8) * b[8k..8k+8) (lane-wise, rounded): acc0 = P_0, acc1 = P_1, then in pairs
+// acc0 += P_k, acc1 += P_{k+1} (k = 2, 4, .. while k+1 < n8), acc0 += acc1, acc0 += P_{n8-1}
+// when n8 is odd; then the lanes ((0+4) + (2+6)) + ((1+5) + (3+7)); then the last n % 8 products
+// one by one. Fewer than 8: a[0]b[0], then the rest one by one. The test
+// CompactLinear.EigenOrderReferenceIsEigensDot holds Eigen to it.
+float dot_eigen_order_reference(const float* a, const float* b, int64_t n);
+
 // Decode form for one input row: y[o] = sum_i W[o, i] x[i] for x [in], y [out], W dequantized
 // 8 at a time in registers (AVX2 where the build has it) and never written out.
 // Summation order, fixed so that the vector and scalar forms agree bit for bit: lane l in 0..7

@@ -101,9 +101,20 @@ TEST(CompactLinear, EveryE4M3CodeDecodesAsTheScalarDecoder) {
 
 TEST(CompactLinear, RowsDecodeBitForBitLikeTheReferenceInEveryFormat) {
   // 130 x 300: partial 128-blocks in both directions and a tail that is not a multiple of 8.
-  for (WeightFormat f : kFormats) {
-    CompactMatrix w = random_compact(f, 130, 300, 7, /*finite_only=*/f == WeightFormat::kF16);
-    EXPECT_TRUE(same_bits(w.to_f32(), w.to_f32_reference())) << to_string(f);
+  // FP8 rows without a NaN code take the four-instruction decoder, rows with one the blend one.
+  for (WeightFormat f : kFormats)
+    for (bool finite : {true, false}) {
+      CompactMatrix w = random_compact(f, 130, 300, 7, finite || f == WeightFormat::kF16);
+      EXPECT_TRUE(same_bits(w.to_f32(), w.to_f32_reference())) << to_string(f) << " " << finite;
+    }
+  // Every finite E4M3 code (subnormals, +-0, +-448) through the four-instruction decoder, with a
+  // scale that makes some products float32 denormals and one at the 2^7 limit.
+  for (float scale : {1.0f, 0x1p-130f, 127.0f}) {
+    std::vector<uint8_t> codes;
+    for (int i = 0; i < 256; ++i)
+      if ((i & 0x7F) != 0x7F) codes.push_back(static_cast<uint8_t>(i));
+    CompactMatrix w = make_compact(WeightFormat::kFP8, 1, 254, codes, {scale, scale});
+    EXPECT_TRUE(same_bits(w.to_f32(), w.to_f32_reference())) << scale;
   }
 }
 
@@ -118,6 +129,70 @@ TEST(CompactLinear, MatmulIsBitIdenticalToDequantizeThenFloat32) {
       EXPECT_TRUE(same_bits(matmul_wt(x, w), matmul_wt(x, w.to_f32_reference())))
           << to_string(f) << " T=" << t;
     }
+}
+
+// The plain form of Eigen's dot-product order, held against Eigen itself (rows of a row-major
+// matrix, as model::matmul_wt dots them): the fast kernel below copies this order, so a change in
+// Eigen's summation shows up here first.
+TEST(CompactLinear, EigenOrderReferenceIsEigensDot) {
+  for (int64_t n = 0; n <= 300; ++n) {
+    Mat ab = random_x(2, n, 100 + n);
+    const float eigen = ab.row(0).dot(ab.row(1));
+    const float ref = dot_eigen_order_reference(ab.row(0).data(), ab.row(1).data(), n);
+    EXPECT_EQ(std::bit_cast<uint32_t>(ref), std::bit_cast<uint32_t>(eigen)) << "n=" << n;
+  }
+  // All products -0: Eigen starts from the first product, not from +0, and so keeps the sign.
+  Mat z = Mat::Zero(2, 40);
+  z.row(0).setConstant(-0.0f);
+  z.row(1).setConstant(1.0f);
+  EXPECT_EQ(
+      std::bit_cast<uint32_t>(dot_eigen_order_reference(z.row(0).data(), z.row(1).data(), 40)),
+      std::bit_cast<uint32_t>(z.row(0).dot(z.row(1))));
+  EXPECT_TRUE(std::signbit(z.row(0).dot(z.row(1))));
+}
+
+// The decode product with the weights decoded in registers gives the float32 model's bits: every
+// format, widths with and without a tail, fewer than 8 columns, row counts not a multiple of 4.
+TEST(CompactLinear, MatvecInRegistersIsBitIdenticalToTheFloat32Model) {
+  for (WeightFormat f : kFormats)
+    for (int64_t in : {5, 8, 24, 130, 300, 1031})
+      for (int64_t out : {1, 6, 130}) {
+        CompactMatrix w = random_compact(f, out, in, 3 * in + out);
+        const Mat wf = w.to_f32_reference();
+        Mat x = random_x(1, in, in);
+        Mat fast(1, out), plain(1, out);
+        matvec_eigen_order(w, x.data(), fast.data());
+        for (int64_t o = 0; o < out; ++o)
+          plain(0, o) = dot_eigen_order_reference(wf.row(o).data(), x.data(), in);
+        EXPECT_TRUE(same_bits(fast, plain)) << to_string(f) << " " << out << "x" << in;
+        EXPECT_TRUE(same_bits(fast, model::matmul_wt(x, wf)))
+            << to_string(f) << " " << out << "x" << in;
+      }
+}
+
+// Rows the four-instruction FP8 decoder cannot take: a NaN code (the row is NaN, as in float32)
+// and a block scale of 2^7 or more (s * 2^120 would overflow): the exact decoder answers them.
+TEST(CompactLinear, MatvecInRegistersTakesNaNCodesAndLargeScalesExactly) {
+  for (bool large_scale : {false, true}) {
+    CompactMatrix w = random_compact(WeightFormat::kFP8, 9, 260, 41);
+    std::vector<uint8_t> bytes(w.data, w.data + 9 * 260);
+    bytes[2 * 260 + 17] = 0xFF;  // row 2: a NaN code
+    if (large_scale) w.scale_inv[1] = 300.0f;
+    w = make_compact(WeightFormat::kFP8, 9, 260, bytes, w.scale_inv);
+    const Mat wf = w.to_f32_reference();
+    Mat x = random_x(1, 260, 2);
+    Mat fast(1, 9);
+    matvec_eigen_order(w, x.data(), fast.data());
+    const Mat want = model::matmul_wt(x, wf);
+    for (int o = 0; o < 9; ++o) {
+      if (o == 2) {
+        EXPECT_TRUE(std::isnan(fast(0, o))) << large_scale;
+      } else {
+        EXPECT_EQ(std::bit_cast<uint32_t>(fast(0, o)), std::bit_cast<uint32_t>(want(0, o)))
+            << "row " << o << " large_scale " << large_scale;
+      }
+    }
+  }
 }
 
 TEST(CompactLinear, FusedMatvecFollowsItsDocumentedOrderExactly) {
