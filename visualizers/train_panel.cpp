@@ -14,110 +14,19 @@ namespace st = style;
 using train::LiveStep;
 using train::TrainSnapshot;
 
-struct Series {
-  std::vector<double> y;  // one value per column (NaN: none)
-  char32_t glyph;
-  Style style;
-};
-
-// A chart in the box (x, y, w, h): the left 6 columns hold the axis labels (top = max, bottom =
-// min), the rest one column per time bucket. Log axis: positions by log10 of the value.
-void chart(Canvas& c, int x, int y, int w, int h, const std::string& title,
-           const std::vector<Series>& series, bool log_axis) {
-  if (w < 12 || h < 3) return;
-  st::text_clip(c, x, y, title, w, st::kLabel);
-  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
-  for (const Series& s : series)
-    for (double v : s.y)
-      if (std::isfinite(v) && (!log_axis || v > 0)) {
-        lo = std::min(lo, v);
-        hi = std::max(hi, v);
-      }
-  const int ph = h - 1, px = x + 6, pw = w - 6;
-  for (int j = 0; j < ph; ++j) c.put(px - 1, y + 1 + j, U'│', st::kFrame);
-  if (!std::isfinite(lo)) {
-    st::text_clip(c, px + 1, y + 1, "no steps yet", pw - 1, st::kDim);
-    return;
-  }
-  if (hi - lo < 1e-12 * std::max(1.0, std::abs(hi))) {
-    hi = lo * (log_axis ? 1.01 : 1.0) + (log_axis ? 0 : 1e-9);
-  }
-  auto pos = [&](double v) {
-    const double a = log_axis ? std::log10(v) : v, l = log_axis ? std::log10(lo) : lo,
-                 u = log_axis ? std::log10(hi) : hi;
-    const double f = u > l ? (a - l) / (u - l) : 0.5;
-    return std::clamp(static_cast<int>(std::lround((1.0 - f) * (ph - 1))), 0, ph - 1);
-  };
-  c.text(x, y + 1, st::fit_num(hi, 5), st::kDim);
-  c.text(x, y + ph, st::fit_num(lo, 5), st::kDim);
-  for (const Series& s : series)
-    for (int i = 0; i < pw && i < static_cast<int>(s.y.size()); ++i)
-      if (std::isfinite(s.y[i]) && (!log_axis || s.y[i] > 0))
-        c.put(px + i, y + 1 + pos(s.y[i]), s.glyph, s.style);
-}
+using train_plot::chart;
+using train_plot::layer_name;
+using train_plot::load_shade;
+using train_plot::lr_row;
+using train_plot::Series;
 
 // Mean of f over the steps of each column (NaN where no step has a value).
 template <class F>
 std::vector<double> columns(const std::vector<LiveStep>& h, int cols, F f) {
-  std::vector<double> out(std::max(cols, 0), std::numeric_limits<double>::quiet_NaN());
-  for (int col = 0; col < cols; ++col) {
-    Bucket b = time_bucket(h.size(), cols, col);
-    double sum = 0;
-    int n = 0;
-    for (size_t i = b.first; i < b.last; ++i) {
-      const double v = f(h[i]);
-      if (std::isfinite(v)) sum += v, ++n;
-    }
-    if (n) out[col] = sum / n;
-  }
-  return out;
+  return train_plot::columns(h, h.size(), cols, f);
 }
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-// Load of expert i as a share of the mean load (1 = balanced), mapped to [0, 1] over 0..2x.
-double load_shade(const std::vector<int64_t>& c, size_t i) {
-  double mean = 0;
-  for (int64_t x : c) mean += static_cast<double>(x) / static_cast<double>(c.size());
-  return mean > 0 ? std::clamp(static_cast<double>(c[i]) / mean / 2.0, 0.0, 1.0) : 0.0;
-}
-
-// "L3": the checkpoint index of the MoE layer (the MTP module's block counts after the main
-// layers, as in the checkpoint).
-std::string layer_name(const TrainSnapshot& s, size_t l) {
-  return fmt::format("L{}", l < s.moe_layers.size() ? s.moe_layers[l] : static_cast<int>(l));
-}
-
-// One row per expert (or per MoE layer when `rows_per_layer` is 1): heat map of the load over
-// time, then b_i as a signed number.
-void heatmap(Canvas& c, int x, int y, int w, int h, const TrainSnapshot& s, size_t l) {
-  const int E = static_cast<int>(s.experts);
-  const int bias_w = 7, cols = w - 4 - bias_w;
-  if (cols < 4 || h < 2) return;
-  st::text_clip(c, x, y,
-                fmt::format("{} load/mean, experts x steps (·0 █2x) · b_i", layer_name(s, l)), w,
-                st::kLabel);
-  const int rows = std::min(E, h - 1);
-  for (int e = 0; e < rows; ++e) {
-    const int yy = y + 1 + e;
-    c.text(x, yy, fmt::format("{:>3}", e), st::kDim);
-    for (int col = 0; col < cols; ++col) {
-      Bucket b = time_bucket(s.history.size(), cols, col);
-      if (b.first == b.last) continue;
-      double v = 0;
-      for (size_t i = b.first; i < b.last; ++i)
-        if (l < s.history[i].expert_load.size())
-          v += load_shade(s.history[i].expert_load[l], e) / static_cast<double>(b.last - b.first);
-      c.put(x + 4 + col, yy, st::shade(v), Style{st::heat_color(v), kDefault, kNone});
-    }
-    if (l < s.bias.size() && e < static_cast<int>(s.bias[l].size())) {
-      const float b = s.bias[l][e];
-      c.text(x + 4 + cols + 1, yy, st::fit_num(b, bias_w - 1),
-             b > 0 ? st::kGood : (b < 0 ? st::kWarn : st::kDim));
-    }
-  }
-  if (rows < E) c.text(x, y + h - 1, fmt::format("…{} more", E - rows), st::kDim);
-}
 
 // The current load of each MoE layer, one row each: experts as columns.
 void load_rows(Canvas& c, int x, int y, int w, int h, const TrainSnapshot& s) {
@@ -139,25 +48,6 @@ void load_rows(Canvas& c, int x, int y, int w, int h, const TrainSnapshot& s) {
     }
     st::text_clip(c, xx, yy, tail, x + w - xx);
   }
-}
-
-// The learning-rate schedule (current peak) with a cursor at the current step.
-void lr_row(Canvas& c, int x, int y, int w, const TrainSnapshot& s) {
-  const int cols = w - 22;
-  if (cols < 8 || s.steps < 1) return;
-  c.text(x, y, "lr", st::kLabel);
-  double peak = 0;
-  for (int i = 0; i < cols; ++i)
-    peak = std::max(peak, s.lr_at(static_cast<int64_t>(i) * s.steps / cols));
-  const int cur = std::min<int>(cols - 1, static_cast<int>(s.step * cols / s.steps));
-  for (int i = 0; i < cols; ++i) {
-    const double v = s.lr_at(static_cast<int64_t>(i) * s.steps / cols);
-    c.put(x + 3 + i, y, i == cur ? U'┃' : st::block8(peak > 0 ? v / peak : 0),
-          i == cur ? st::kCursor : Style{75, kDefault, kNone});
-  }
-  const double now = s.lr_at(std::min(s.step, s.steps - 1));
-  st::text_clip(c, x + 4 + cols, y,
-                fmt::format("{:.2e} {}", now, train::to_string(s.options.schedule)), w - cols - 4);
 }
 
 // Figure 9: per domain, the share of its tokens each expert of layer l receives (relative to
@@ -190,6 +80,119 @@ void domains(Canvas& c, int x, int y, int w, int h, const TrainSnapshot& s, size
 
 }  // namespace
 
+void train_plot::chart(Canvas& c, int x, int y, int w, int h, const std::string& title,
+                       const std::vector<Series>& series, bool log_axis, int marker) {
+  if (w < 12 || h < 3) return;
+  st::text_clip(c, x, y, title, w, st::kLabel);
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+  for (const Series& s : series)
+    for (double v : s.y)
+      if (std::isfinite(v) && (!log_axis || v > 0)) {
+        lo = std::min(lo, v);
+        hi = std::max(hi, v);
+      }
+  const int ph = h - 1, px = x + 6, pw = w - 6;
+  for (int j = 0; j < ph; ++j) c.put(px - 1, y + 1 + j, U'│', st::kFrame);
+  if (marker >= 0 && marker < pw)
+    for (int j = 0; j < ph; ++j) c.put(px + marker, y + 1 + j, U'┊', st::kDim);
+  if (!std::isfinite(lo)) {
+    st::text_clip(c, px + 1, y + 1, "no steps yet", pw - 1, st::kDim);
+    return;
+  }
+  if (hi - lo < 1e-12 * std::max(1.0, std::abs(hi))) {
+    hi = lo * (log_axis ? 1.01 : 1.0) + (log_axis ? 0 : 1e-9);
+  }
+  auto pos = [&](double v) {
+    const double a = log_axis ? std::log10(v) : v, l = log_axis ? std::log10(lo) : lo,
+                 u = log_axis ? std::log10(hi) : hi;
+    const double f = u > l ? (a - l) / (u - l) : 0.5;
+    return std::clamp(static_cast<int>(std::lround((1.0 - f) * (ph - 1))), 0, ph - 1);
+  };
+  c.text(x, y + 1, st::fit_num(hi, 5), st::kDim);
+  c.text(x, y + ph, st::fit_num(lo, 5), st::kDim);
+  for (const Series& s : series)
+    for (int i = 0; i < pw && i < static_cast<int>(s.y.size()); ++i)
+      if (std::isfinite(s.y[i]) && (!log_axis || s.y[i] > 0))
+        c.put(px + i, y + 1 + pos(s.y[i]), s.glyph, s.style);
+}
+
+// Load of expert i as a share of the mean load (1 = balanced), mapped to [0, 1] over 0..2x.
+double train_plot::load_shade(const std::vector<int64_t>& c, size_t i) {
+  double mean = 0;
+  for (int64_t x : c) mean += static_cast<double>(x) / static_cast<double>(c.size());
+  return mean > 0 ? std::clamp(static_cast<double>(c[i]) / mean / 2.0, 0.0, 1.0) : 0.0;
+}
+
+// "L3": the checkpoint index of the MoE layer (the MTP module's block counts after the main
+// layers, as in the checkpoint).
+std::string train_plot::layer_name(const train::TrainSnapshot& s, size_t l) {
+  return fmt::format("L{}", l < s.moe_layers.size() ? s.moe_layers[l] : static_cast<int>(l));
+}
+
+// The learning-rate schedule (current peak) with a cursor at the current step.
+void train_plot::lr_row(Canvas& c, int x, int y, int w, const train::TrainSnapshot& s) {
+  const int cols = w - 22;
+  if (cols < 8 || s.steps < 1) return;
+  c.text(x, y, "lr", st::kLabel);
+  double peak = 0;
+  for (int i = 0; i < cols; ++i)
+    peak = std::max(peak, s.lr_at(static_cast<int64_t>(i) * s.steps / cols));
+  const int cur = std::min<int>(cols - 1, static_cast<int>(s.step * cols / s.steps));
+  for (int i = 0; i < cols; ++i) {
+    const double v = s.lr_at(static_cast<int64_t>(i) * s.steps / cols);
+    c.put(x + 3 + i, y, i == cur ? U'┃' : st::block8(peak > 0 ? v / peak : 0),
+          i == cur ? st::kCursor : Style{75, kDefault, kNone});
+  }
+  const double now = s.lr_at(std::min(s.step, s.steps - 1));
+  st::text_clip(c, x + 4 + cols, y,
+                fmt::format("{:.2e} {}", now, train::to_string(s.options.schedule)), w - cols - 4);
+}
+
+// One row per expert (or per MoE layer when `rows_per_layer` is 1): heat map of the load over
+// time, then b_i as a signed number.
+void train_plot::heatmap(Canvas& c, int x, int y, int w, int h, const train::TrainSnapshot& s,
+                         size_t l, size_t n, const std::string& title) {
+  const int E = static_cast<int>(s.experts);
+  const int bias_w = 7, cols = w - 4 - bias_w;
+  if (cols < 4 || h < 2) return;
+  st::text_clip(c, x, y,
+                title.empty()
+                    ? fmt::format("{} load/mean, experts x steps (·0 █2x) · b_i", layer_name(s, l))
+                    : title,
+                w, st::kLabel);
+  const int rows = std::min(E, h - 1);
+  for (int e = 0; e < rows; ++e) {
+    const int yy = y + 1 + e;
+    c.text(x, yy, fmt::format("{:>3}", e), st::kDim);
+    for (int col = 0; col < cols; ++col) {
+      Bucket b = time_bucket(std::max(n, s.history.size()), cols, col);
+      if (b.first == b.last) continue;
+      double v = 0;
+      for (size_t i = b.first; i < b.last && i < s.history.size(); ++i)
+        if (l < s.history[i].expert_load.size())
+          v += load_shade(s.history[i].expert_load[l], e) / static_cast<double>(b.last - b.first);
+      c.put(x + 4 + col, yy, st::shade(v), Style{st::heat_color(v), kDefault, kNone});
+    }
+    if (l < s.bias.size() && e < static_cast<int>(s.bias[l].size())) {
+      const float b = s.bias[l][e];
+      c.text(x + 4 + cols + 1, yy, st::fit_num(b, bias_w - 1),
+             b > 0 ? st::kGood : (b < 0 ? st::kWarn : st::kDim));
+    }
+  }
+  if (rows < E) c.text(x, y + h - 1, fmt::format("…{} more", E - rows), st::kDim);
+}
+
+int train_plot::column_of(const std::vector<train::LiveStep>& h, int64_t step, size_t n, int cols) {
+  size_t i = 0;
+  while (i < h.size() && h[i].step != step) ++i;
+  if (i == h.size()) return -1;  // step 0 (before the first step) or not in the history
+  for (int col = 0; col < cols; ++col) {
+    Bucket b = time_bucket(std::max(n, h.size()), cols, col);
+    if (i >= b.first && i < b.last) return col;
+  }
+  return -1;
+}
+
 Bucket time_bucket(size_t n, int cols, int col) {
   if (cols <= 0 || n == 0) return {};
   if (n <= static_cast<size_t>(cols))  // one step per column, left-aligned
@@ -199,7 +202,7 @@ Bucket time_bucket(size_t n, int cols, int col) {
   return {n * col / cols, n * (col + 1) / cols};
 }
 
-Canvas train_panel(const TrainSnapshot& s, int W, int H) {
+Canvas train_panel(const TrainSnapshot& s, int W, int H, int64_t shown_step) {
   Canvas c(std::max(W, 1), std::max(H, 1));
   if (W < 40 || H < 8) {
     c.text(0, 0, "train: needs at least 40x8", st::kDim);
@@ -243,7 +246,11 @@ Canvas train_panel(const TrainSnapshot& s, int W, int H) {
   } else {
     st::text_clip(c, 0, 1, "no steps yet · s steps once, p runs", W, st::kDim);
   }
-  if (!s.message.empty()) st::text_clip(c, 0, H - 1, s.message, W, st::kDim);
+  std::string foot = s.message;
+  if (shown_step >= 0)
+    foot = fmt::format("panels 1-8: step {}'s weights{}{}", shown_step, foot.empty() ? "" : " · ",
+                       foot);
+  if (!foot.empty()) st::text_clip(c, 0, H - 1, foot, W, st::kDim);
   const int L = static_cast<int>(s.moe_layers.size());
   const int E = static_cast<int>(s.experts);
   const int D = static_cast<int>(s.domains.size());
@@ -277,7 +284,9 @@ Canvas train_panel(const TrainSnapshot& s, int W, int H) {
        Style{75, kDefault, kNone}},
       {columns(s.history, cols, [](const LiveStep& r) { return r.val_loss ? *r.val_loss : kNaN; }),
        U'◆', Style{221, kDefault, kBold}}};
-  chart(c, 0, 2, cw - 3, chart_h, "loss (log) ● main · MTP ◆ val", loss, true);
+  chart(
+      c, 0, 2, cw - 3, chart_h, "loss (log) ● main · MTP ◆ val", loss, true,
+      shown_step >= 0 ? train_plot::column_of(s.history, shown_step, s.history.size(), cols) : -1);
   static const char32_t kLayerGlyphs[] = {U'1', U'2', U'3', U'4', U'5', U'6', U'7', U'8', U'9'};
   std::vector<Series> vio;
   for (int l = 0; l < L && l < 9; ++l)
@@ -307,7 +316,8 @@ Canvas train_panel(const TrainSnapshot& s, int W, int H) {
   const int map_h = E + 1;
   const int per = L > 0 ? std::max(30, W / std::max(1, std::min(L, W / 30))) : W;
   for (int l = 0, xx = 0; l < L && xx + 30 <= W; ++l, xx += per)
-    heatmap(c, xx, y + 1, std::min(per - 1, W - xx), std::min(map_h, H - 2 - y), s, l);
+    train_plot::heatmap(c, xx, y + 1, std::min(per - 1, W - xx), std::min(map_h, H - 2 - y), s, l,
+                        s.history.size());
   y += 1 + map_h;
   if (D > 0 && y + D + 1 < H) {
     const int dw = std::max(40, W / std::max(1, std::min(L, W / 40)));

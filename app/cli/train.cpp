@@ -112,13 +112,15 @@ struct TrainArgs {
   std::string schedule = "cosine";
   std::string balance = "loss-free";
   std::string precision = "fp32", fp8_scaling = "tile", fp8_grad = "e4m3";  // fp8_linear.h
-  std::string replay;  // a log.jsonl whose change lines to apply
+  std::string replay;   // a log.jsonl whose change lines to apply
+  std::string compare;  // --tui --compare: a second run with this setting changed
   bool tui = false;
 };
 
-// `dsv3 train ... --tui`: the explorer on panel 9 with this run training on its worker; the
-// other panels show the model named by --model (a fresh config: its random initialisation).
-int run_train_tui(const train::TrainOptions& opt) {
+// `dsv3 train ... --tui`: the explorer on panel 9 with this run training on its worker (and the
+// --compare run beside it; --replay changes applied at their steps); the other panels show the
+// model named by --model (a fresh config: its random initialisation) until `o` opens the run's.
+int run_train_tui(const train::TrainOptions& opt, const std::string& compare) {
   if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))
     throw UsageError("--tui needs a terminal (drop --tui to train with a progress line)");
   SessionOptions so;
@@ -127,7 +129,7 @@ int run_train_tui(const train::TrainOptions& opt) {
   std::unique_ptr<Session> s;
   try {
     s = std::make_unique<Session>(so);
-    s->start_training(opt, false);
+    s->start_training(opt, false, compare);
   } catch (const train::TrainError& e) {
     throw UsageError(e.what());
   } catch (const std::exception& e) {
@@ -140,6 +142,9 @@ int run_train_tui(const train::TrainOptions& opt) {
     std::printf("trained %lld of %lld steps; checkpoint in %s (log: %s/log.jsonl)\n",
                 static_cast<long long>(s->train_snapshot()->step),
                 static_cast<long long>(snap->steps), opt.save.c_str(), opt.save.c_str());
+  if (auto b = s->compare_snapshot())
+    std::printf("compared with %s: %lld of %lld steps; checkpoint in %s\n", compare.c_str(),
+                static_cast<long long>(b->step), static_cast<long long>(b->steps), b->save.c_str());
   return rc;
 }
 
@@ -164,9 +169,10 @@ void run_train(TrainArgs& a) {
       throw UsageError(e.what());
     }
   }
+  if (!a.compare.empty() && !a.tui)
+    throw UsageError("--compare needs --tui (the two runs are drawn side by side in panel 9)");
   if (a.tui) {
-    if (!a.replay.empty()) throw UsageError("--replay and --tui: replay without --tui");
-    int rc = run_train_tui(a.opt);
+    int rc = run_train_tui(a.opt, a.compare);
     if (rc != 0) throw ExitStatus{rc};
     return;
   }
@@ -252,8 +258,14 @@ void add_train_commands(CLI::App& app) {
   t->add_option("--eval-batches", o.eval_batches, "Validation batches");
   t->add_flag("--tui", ta->tui,
               "Train inside the explorer, on panel 9: watch the loss, the expert load and the "
-              "biases as the steps finish; p pause, s step, + - gamma, q stop (keeps the last "
-              "checkpoint)");
+              "biases as the steps finish; p pause, s step, + - gamma, w save, o open the weights "
+              "of the last step in the other panels, q stop (keeps the last checkpoint); with "
+              "--replay the logged changes are applied at their steps as you watch");
+  t->add_option("--compare", ta->compare,
+                "With --tui: train a second run from the same seed and data with one setting "
+                "changed, saved in SAVE-WHAT, drawn beside the first on the same scales: none | "
+                "loss-free | aux (balancing) or fp32 | bf16 | fp8 (precision)")
+      ->check(CLI::IsMember({"none", "loss-free", "aux", "fp32", "bf16", "fp8"}));
   t->add_flag("--resume", o.resume, "Continue the run saved in --save, bit-identically");
   t->add_option("--precision", ta->precision,
                 "fp32 | bf16 | fp8: the Linears DeepSeek-V3 runs in FP8 (attention projections, "

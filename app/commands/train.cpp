@@ -24,7 +24,8 @@ using viz::Panel;
 int g_runs = 0;  // runs started by this process (their default folders)
 
 // key=value words of `train start` into options; every key named in one error line.
-train::TrainOptions start_options(const std::vector<std::string>& words, bool* paused) {
+train::TrainOptions start_options(const std::vector<std::string>& words, bool* paused,
+                                  std::string* compare) {
   train::TrainOptions o;
   o.model = "tiny-random";
   o.steps = 200;
@@ -70,7 +71,15 @@ train::TrainOptions start_options(const std::vector<std::string>& words, bool* p
       o.val_data = v;
     else if (k == "save")
       o.save = v;
-    else if (k == "steps")
+    else if (k == "compare")
+      *compare = v;
+    else if (k == "precision") {
+      try {
+        o.precision.precision = train::parse_precision(v);
+      } catch (const std::exception& e) {
+        throw CommandError(fmt::format("train start: {}", e.what()));
+      }
+    } else if (k == "steps")
       o.steps = integer(1);
     else if (k == "batch")
       o.batch = integer(1);
@@ -106,7 +115,8 @@ train::TrainOptions start_options(const std::vector<std::string>& words, bool* p
     } else {
       throw CommandError(fmt::format(
           "train start: unknown key '{}' (model data val save steps batch seq seed save-every "
-          "eval-every warmup lr gamma lambda alpha clip schedule balance, or `paused`)",
+          "eval-every warmup lr gamma lambda alpha clip schedule balance precision compare, or "
+          "`paused`)",
           k));
     }
   }
@@ -187,6 +197,12 @@ train::LiveRun& live(Session& s) {
   return *s.training();
 }
 
+// The controls act on every live run (both in compare mode), so the two stay comparable.
+std::vector<train::LiveRun*> runs(Session& s) {
+  live(s);
+  return s.training_runs();
+}
+
 Output train_cmd(Session& s, const Args& a, const Context& ctx) {
   const std::string action = a.str("ACTION");
   std::vector<std::string> words;
@@ -202,15 +218,23 @@ Output train_cmd(Session& s, const Args& a, const Context& ctx) {
   try {
     if (action == "start") {
       bool paused = false;
-      train::TrainOptions o = start_options(words, &paused);
-      s.start_training(std::move(o), paused);
+      std::string compare;
+      train::TrainOptions o = start_options(words, &paused, &compare);
+      s.start_training(std::move(o), paused, compare);
     } else if (action == "open") {
-      if (words.size() != 1) throw CommandError("train open: one run folder (DIR of --save)");
-      s.open_training_log(words[0]);
+      if (words.empty() || words.size() > 2)
+        throw CommandError("train open: a run folder (DIR of --save), and a second to compare");
+      s.open_training_log(words[0], words.size() == 2 ? words[1] : "");
+    } else if (action == "weights") {
+      try {
+        s.open_training_weights();
+      } catch (const std::runtime_error& e) {
+        throw CommandError(fmt::format("train weights: {}", e.what()));
+      }
     } else if (action == "pause") {
-      live(s).pause();
+      for (auto* r : runs(s)) r->pause();
     } else if (action == "resume") {
-      live(s).resume();
+      for (auto* r : runs(s)) r->resume();
     } else if (action == "step") {
       int64_t n = 1;
       if (!words.empty()) {
@@ -227,22 +251,23 @@ Output train_cmd(Session& s, const Args& a, const Context& ctx) {
             fmt::format("train step: the run is done ({} steps); `train start` "
                         "begins another",
                         live(s).snapshot()->step));
-      live(s).step(n);
-      live(s).wait_idle();
+      for (auto* r : runs(s)) r->step(n);
+      for (auto* r : runs(s)) r->wait_idle();
     } else if (action == "wait") {
-      live(s).wait_idle();
+      for (auto* r : runs(s)) r->wait_idle();
     } else if (action == "set") {
       if (words.empty()) throw CommandError("train set: KEY=VALUE (gamma lambda alpha lr balance)");
       for (const std::string& w : words) {
         const size_t eq = w.find('=');
         if (eq == std::string::npos)
           throw CommandError(fmt::format("train set: '{}' is not KEY=VALUE", w));
-        live(s).set({0, w.substr(0, eq), w.substr(eq + 1)});
+        for (auto* r : runs(s)) r->set({0, w.substr(0, eq), w.substr(eq + 1)});
       }
-      if (live(s).snapshot()->state == train::RunState::kPaused) live(s).wait_idle();
+      for (auto* r : runs(s))
+        if (r->snapshot()->state == train::RunState::kPaused) r->wait_idle();
     } else if (action == "save") {
-      live(s).save();
-      live(s).wait_idle();
+      for (auto* r : runs(s)) r->save();
+      for (auto* r : runs(s)) r->wait_idle();
     } else if (action == "stop") {
       live(s);
       s.stop_training();
@@ -252,13 +277,19 @@ Output train_cmd(Session& s, const Args& a, const Context& ctx) {
   }
   auto snap = s.train_snapshot();
   if (!snap) throw CommandError("train: no run (`train start ...` or `train open DIR`)");
+  auto other = s.compare_snapshot();
   if (as_json) {
     Output o;
-    o.text = status_json(*snap).dump(2);
+    json j = status_json(*snap);
+    if (other) j["compare"] = status_json(*other);
+    if (s.trained_step() >= 0) j["explorer_step"] = s.trained_step();
+    o.text = j.dump(2);
     return o;
   }
   Output o;
   o.text = status_text(*snap);
+  if (other) o.text += "compare: " + status_text(*other);
+  if (action == "weights") o.text += fmt::format("panels 1-8 now show {}\n", s.model_name());
   o.canvas = viz::panel_canvas(s.view(), Panel::kTrain, s.real_config(), ctx.width, 0);
   o.panel = Panel::kTrain;
   return o;
@@ -267,25 +298,30 @@ Output train_cmd(Session& s, const Args& a, const Context& ctx) {
 }  // namespace
 
 void add_training_commands(Registry& r) {
-  r.add(
-      {"train",
-       {},
-       "train the model here and watch it (panel 9): start, pause, resume, step, set, save, stop",
-       "`train start [data=TOKENS|demo] [save=DIR] [steps=200 lr=3e-3 batch=4 seq=64\n"
-       "model=tiny-random balance=loss-free gamma=0.001 lambda=0.3 alpha=1e-4 ... paused]`\n"
-       "starts a run on a worker thread with the options of `dsv3 train` (data: a token stream\n"
-       "of `dsv3 tokenize`, default the built-in three-domain demo text; save: default a fresh\n"
-       "temporary folder); `train step [N]` runs N steps and\n"
-       "waits; `pause`, `resume`, `wait` (until paused or done); `train set gamma=0.01` (also\n"
-       "lambda, alpha, lr, balance=none|loss-free|aux) applies before the next step and is\n"
-       "logged, so `dsv3 train ... --replay DIR/log.jsonl` repeats the run bit for bit; `save`\n"
-       "writes a checkpoint now; `stop` ends the run keeping the last step's checkpoint; `open\n"
-       "DIR` shows a finished run; `status [--json]`.",
-       {arg("ACTION", ArgKind::kChoice, "what to do", "status", false,
-            {"start", "pause", "resume", "step", "wait", "set", "save", "stop", "status", "open"}),
-        arg("ARGS", ArgKind::kText, "KEY=VALUE words (start, set), N (step), DIR (open)")},
-       {json_flag()},
-       train_cmd});
+  r.add({"train",
+         {},
+         "train the model here and watch it (panel 9): start, pause, resume, step, set, save, stop",
+         "`train start [data=TOKENS|demo] [save=DIR] [steps=200 lr=3e-3 batch=4 seq=64\n"
+         "model=tiny-random balance=loss-free gamma=0.001 lambda=0.3 alpha=1e-4 ... paused]`\n"
+         "starts a run on a worker thread with the options of `dsv3 train` (data: a token stream\n"
+         "of `dsv3 tokenize`, default the built-in three-domain demo text; save: default a fresh\n"
+         "temporary folder); `train step [N]` runs N steps and\n"
+         "waits; `pause`, `resume`, `wait` (until paused or done); `train set gamma=0.01` (also\n"
+         "lambda, alpha, lr, balance=none|loss-free|aux) applies before the next step and is\n"
+         "logged, so `dsv3 train ... --replay DIR/log.jsonl` repeats the run bit for bit; `save`\n"
+         "writes a checkpoint now; `stop` ends the run keeping the last step's checkpoint; `open\n"
+         "DIR [DIR2]` shows a finished run (two: compared); `weights` puts the run's weights of\n"
+         "the last finished step into the other panels (routing, attention, experts, MTP: the\n"
+         "header names the step); `start ... compare=aux` (none, loss-free, aux, fp32, bf16, fp8)\n"
+         "trains a second run from the same seed and data with that one setting changed (saved in\n"
+         "SAVE-aux), drawn beside the first on the same scales, both steered together;\n"
+         "`status [--json]`.",
+         {arg("ACTION", ArgKind::kChoice, "what to do", "status", false,
+              {"start", "pause", "resume", "step", "wait", "set", "save", "stop", "status", "open",
+               "weights"}),
+          arg("ARGS", ArgKind::kText, "KEY=VALUE words (start, set), N (step), DIR [DIR2] (open)")},
+         {json_flag()},
+         train_cmd});
 }
 
 }  // namespace dsv3::app

@@ -24,15 +24,20 @@ Session::Session(SessionOptions opt) : attn_(opt.attn), seed_(opt.seed), weights
 Session::~Session() = default;
 
 void Session::load(const std::string& name_or_dir) {
-  auto m = std::make_unique<model::Model>(model::Model::load(name_or_dir, seed_, weights_));
+  adopt(std::make_unique<model::Model>(model::Model::load(name_or_dir, seed_, weights_)),
+        name_or_dir);
+  trained_step_ = -1;
+}
+
+void Session::adopt(std::unique_ptr<model::Model> m, const std::string& name) {
   if (m->tokenizer().vocab_size() > m->config().vocab_size)
     throw std::invalid_argument(
-        fmt::format("{}: its tokenizer ({}) has more tokens than the config's vocab_size {}",
-                    name_or_dir, m->tokenizer().describe(), m->config().vocab_size));
+        fmt::format("{}: its tokenizer ({}) has more tokens than the config's vocab_size {}", name,
+                    m->tokenizer().describe(), m->config().vocab_size));
   mtp_reset();  // the decoder points at the old model
   model_ = std::move(m);
   tokenizer_ = model_->shared_tokenizer();
-  model_name_ = name_or_dir;
+  model_name_ = name;
   // Balancing starts off; γ = 0.01 moves a random-weight model's biases visibly within tens of
   // tokens (the paper's 0.001 is for batches of millions of tokens).
   balancer_ = std::make_unique<balance::ModelBalancer>(config(), 1e-2f);

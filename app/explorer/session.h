@@ -173,18 +173,31 @@ class Session {
   // Panel 9: a training run steps on its worker thread (reference/train/live_run.h) while the
   // explorer redraws from its snapshots; or a finished run read back from its folder.
   // session_train.cpp. start_training replaces (stops) a previous run.
-  void start_training(train::TrainOptions opt, bool paused);
+  // Compare mode: `compare` (none | loss-free | aux | fp32 | bf16 | fp8) starts a second run from
+  // the same seed and data with that one setting changed, saved in SAVE-COMPARE; panel 9 draws
+  // both on shared scales and the controls steer both.
+  void start_training(train::TrainOptions opt, bool paused, const std::string& compare = "");
   train::LiveRun* training() { return live_run_.get(); }
-  void stop_training();  // keeps the last checkpoint
-  void open_training_log(const std::string& run_dir);
+  // Every live run (the first, then the comparison): the controls act on all of them.
+  std::vector<train::LiveRun*> training_runs();
+  void stop_training();  // keeps the last checkpoint (of both runs)
+  void open_training_log(const std::string& run_dir, const std::string& compare_dir = "");
   // The run panel 9 shows: the live run's latest snapshot, else the opened log; null if none.
   std::shared_ptr<const train::TrainSnapshot> train_snapshot() const;
+  std::shared_ptr<const train::TrainSnapshot> compare_snapshot() const;  // null: no comparison
+  // Panels 1-8 under the run's weights: the session's model becomes a copy of the weights after
+  // the last finished step of the live run (or the last checkpoint of an opened run), named
+  // "MODEL @ step N of DIR" in the header; the prompt is computed again under them. Later steps
+  // leave the copy as it is. Returns N; throws std::runtime_error without a run.
+  int64_t open_training_weights();
+  int64_t trained_step() const { return trained_step_; }  // -1: not a run's weights
   viz::Canvas train_canvas(int w, int h) const;
 
   // Everything the panels need, as a view (valid while the session is not modified).
   viz::ExplorerView view() const;
 
  private:
+  void adopt(std::unique_ptr<model::Model> m, const std::string& name);  // load()'s second half
   void reset_tokens(std::vector<int32_t> ids, int prompt_len);
   void compute_next();  // computes position computed(), sampling its token when unknown
   void after_tokens(size_t first_trace);  // balancing: observe traces [first, end), update
@@ -232,8 +245,9 @@ class Session {
   mutable std::vector<LinearInput> fp8_linears_;
   mutable std::string fp8_view_key_;  // fp8_key_ and the linear: analyze_layer runs once per pick
   mutable fp8::LayerFp8View fp8_view_;
-  std::unique_ptr<train::LiveRun> live_run_;
-  std::shared_ptr<const train::TrainSnapshot> opened_run_;
+  std::unique_ptr<train::LiveRun> live_run_, compare_run_;
+  std::shared_ptr<const train::TrainSnapshot> opened_run_, opened_compare_;
+  int64_t trained_step_ = -1;  // open_training_weights
 };
 
 }  // namespace dsv3::app

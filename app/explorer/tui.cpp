@@ -107,7 +107,7 @@ std::string Tui::hints() const {
     case viz::Panel::kFp8:
       return ", . linear  ↑↓ layer  ←→ token  ? help  q quit";
     case viz::Panel::kTrain:
-      return "p pause/run  s step  + - γ  b balance  w save  x stop  q quit";
+      return "p pause/run  s step  + - γ  b balance  w save  o weights  x stop  q quit";
     default:
       return "→ step  ← back  ↑↓ layer  Tab panel  : cmd  ? help  q quit";
   }

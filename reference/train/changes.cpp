@@ -75,6 +75,25 @@ void log_change(const std::string& save_dir, const OptionChange& c) {
   f << j.dump() << "\n";
 }
 
+TrainOptions compare_options(const TrainOptions& opt, const std::string& what) {
+  TrainOptions o = opt;
+  if (what == "none" || what == "loss-free" || what == "aux") {
+    o.objective.balance = parse_balance_mode(what);
+    if (o.objective.balance == opt.objective.balance)
+      throw TrainError(
+          fmt::format("compare {}: the first run already balances with {}", what, what));
+  } else if (what == "fp32" || what == "bf16" || what == "fp8") {
+    o.precision.precision = parse_precision(what);
+    if (o.precision.precision == opt.precision.precision)
+      throw TrainError(fmt::format("compare {}: the first run already trains in {}", what, what));
+  } else {
+    throw TrainError(fmt::format(
+        "compare: '{}' is not one of none, loss-free, aux (balancing) or fp32, bf16, fp8", what));
+  }
+  o.save = opt.save + "-" + what;
+  return o;
+}
+
 std::vector<OptionChange> read_changes(const std::string& log_path) {
   std::ifstream in(log_path);
   if (!in) throw TrainError(fmt::format("{}: cannot read the log to replay", log_path));

@@ -28,6 +28,10 @@ void apply_change(TrainOptions& opt, const OptionChange& c);
 OptionChange normalise_change(const OptionChange& c);
 // Appends {"step", "set", "value"} to `save_dir`/log.jsonl.
 void log_change(const std::string& save_dir, const OptionChange& c);
+// Compare mode: the options of a second run from the same seed and data with one setting
+// changed, `what` = none | loss-free | aux (balancing) or fp32 | bf16 | fp8 (--precision); saved
+// in `opt.save`-`what`. Throws TrainError on another word or when nothing would change.
+TrainOptions compare_options(const TrainOptions& opt, const std::string& what);
 // Every change line of a log.jsonl, in order. Throws TrainError when the file cannot be read.
 std::vector<OptionChange> read_changes(const std::string& log_path);
 

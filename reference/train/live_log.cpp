@@ -32,6 +32,9 @@ TrainOptions options_of(const nlohmann::json& st) {
   o.bias_gamma = st.value("bias_gamma", o.bias_gamma);
   o.clip = st.value("clip", o.clip);
   o.seed = st.value("seed", o.seed);
+  // "fp8 g=128 N_C=128 E4M3": the first word is the precision (compare mode labels by it).
+  const std::string p = st.value("precision", "fp32");
+  o.precision.precision = parse_precision(p.substr(0, p.find(' ')));
   return o;
 }
 

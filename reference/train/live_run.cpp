@@ -62,6 +62,9 @@ void log_domains(const std::string& save, const TrainSnapshot& s) {
 
 LiveRun::LiveRun(TrainOptions opt, bool start_paused) : paused_(start_paused) {
   trainer_ = std::make_unique<Trainer>(std::move(opt));
+  replay_ = trainer_->options().changes;
+  for (const OptionChange& c : replay_)  // a resumed run: made in its earlier part
+    if (c.step < trainer_->step()) apply_change(trainer_->mutable_options(), c);
   const TrainOptions& o = trainer_->options();
   const model::Config& c = trainer_->config();
   rope_ = model::make_rope_table(c);
@@ -142,20 +145,21 @@ void LiveRun::work() {
   // unless OMP_NUM_THREADS was set; the steps compute the same bits with any thread count.)
   omp_set_num_threads(1);
   for (;;) {
-    bool save = false, take_step = false;
+    bool save = false, take_step = false, copy = false;
     std::deque<OptionChange> changes;
     {
       std::unique_lock<std::mutex> lock(mu_);
       busy_ = false;
       idle_cv_.notify_all();
       cv_.wait(lock, [&] {
-        return stop_ || save_ || !pending_.empty() ||
+        return stop_ || save_ || copy_ || !pending_.empty() ||
                ((single_ > 0 || !paused_) && next_.state != RunState::kDone &&
                 next_.state != RunState::kFailed);
       });
       if (stop_) break;
       busy_ = true;
       save = std::exchange(save_, false);
+      copy = std::exchange(copy_, false);
       changes.swap(pending_);
       take_step = (single_ > 0 || !paused_) && next_.state != RunState::kDone &&
                   next_.state != RunState::kFailed;
@@ -177,9 +181,23 @@ void LiveRun::work() {
       next_.last_saved = trainer_->step();
       msg = fmt::format("saved step {} to {}", next_.last_saved, next_.save);
     }
+    if (copy) {
+      auto w = copy_weights();
+      std::lock_guard<std::mutex> lock(mu_);
+      copied_ = std::move(w);
+      copy_cv_.notify_all();
+    }
     if (!take_step) {
-      publish(msg);
+      if (!copy || save || !changes.empty()) publish(msg);
       continue;
+    }
+    // --replay: the logged changes made before this step, applied and logged again.
+    for (OptionChange c : replay_) {
+      if (c.step != trainer_->step()) continue;
+      apply_change(trainer_->mutable_options(), c);
+      log_change(trainer_->options().save, c);
+      next_.changes.push_back(c);
+      msg = fmt::format("replayed {}={} after step {}", c.key, c.value, c.step);
     }
     StepRecord r;
     try {
@@ -223,7 +241,32 @@ void LiveRun::work() {
   publish(fmt::format("stopped after step {}; checkpoint in {}", trainer_->step(), next_.save));
   std::lock_guard<std::mutex> lock(mu_);
   busy_ = false;
+  exited_ = true;
   idle_cv_.notify_all();
+  copy_cv_.notify_all();
+}
+
+std::shared_ptr<const WeightsAt> LiveRun::copy_weights() const {
+  auto w = std::make_shared<WeightsAt>();
+  w->step = trainer_->step();
+  w->save = trainer_->options().save;
+  w->config = trainer_->config();
+  w->weights = trainer_->weights();
+  return w;
+}
+
+std::shared_ptr<const WeightsAt> LiveRun::current_weights() {
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!exited_) {
+      copied_.reset();
+      copy_ = true;
+      cv_.notify_all();
+      copy_cv_.wait(lock, [&] { return copied_ != nullptr || exited_; });
+      if (copied_) return std::exchange(copied_, nullptr);
+    }
+  }
+  return copy_weights();  // the worker has ended: nothing else touches the trainer
 }
 
 void LiveRun::pause() {

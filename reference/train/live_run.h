@@ -68,10 +68,20 @@ TrainSnapshot snapshot_from_log(const std::string& run_dir);
 // throws TrainError.
 void write_demo_stream(const std::string& path, int64_t tokens_per_domain = 6000);
 
+// The weights after one finished step, copied between two steps (never mid-step), with the
+// config and the run they belong to: what the explorer's other panels show (`train weights`).
+struct WeightsAt {
+  int64_t step = 0;
+  std::string save;  // the run's folder (its tokenizer, if any, is the checkpoint's)
+  model::Config config;
+  model::ModelWeights weights;
+};
+
 class LiveRun {
  public:
   // Builds the Trainer on the calling thread (TrainError on bad options) and starts the worker,
-  // paused when `start_paused`.
+  // paused when `start_paused`. `opt.changes` (--replay) are applied before the steps they name,
+  // as `dsv3 train --replay` does, and logged again.
   explicit LiveRun(TrainOptions opt, bool start_paused = false);
   ~LiveRun();  // stop() without waiting for more steps
   LiveRun(const LiveRun&) = delete;
@@ -85,6 +95,9 @@ class LiveRun {
   void save();  // a checkpoint after the current step
   // Finishes the step in progress, saves when the last checkpoint is older, joins the worker.
   void stop();
+  // The weights of the last finished step: copied by the worker before its next step (waits for
+  // at most the step in progress), or directly once the worker has ended.
+  std::shared_ptr<const WeightsAt> current_weights();
 
   std::shared_ptr<const TrainSnapshot> snapshot() const;
   uint64_t version() const;  // grows with every published snapshot
@@ -96,7 +109,8 @@ class LiveRun {
   void work();
   void publish(const std::string& message);  // called by the worker with mu_ NOT held
   void measure_domains();
-  bool has_work() const;  // mu_ held
+  bool has_work() const;                                  // mu_ held
+  std::shared_ptr<const WeightsAt> copy_weights() const;  // worker, or after it ended
 
   std::unique_ptr<Trainer> trainer_;
   std::unique_ptr<BatchSource> data_;  // for the per-domain windows (Figure 9)
@@ -104,8 +118,11 @@ class LiveRun {
   int64_t eval_every_ = 1;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_, idle_cv_;
+  std::condition_variable cv_, idle_cv_, copy_cv_;
   bool paused_ = false, stop_ = false, save_ = false, busy_ = false;
+  bool copy_ = false, exited_ = false;  // current_weights: asked for, worker gone
+  std::shared_ptr<const WeightsAt> copied_;
+  std::vector<OptionChange> replay_;  // opt.changes, applied at their steps
   int64_t single_ = 0;
   std::deque<OptionChange> pending_;
   std::shared_ptr<const TrainSnapshot> snap_;
