@@ -14,33 +14,32 @@ namespace {
 // general encode() stays the definition; Fp8Quant.FastEncoderEqualsEncode checks the two agree).
 // Normal results: round the binary32 bits to M mantissa bits, ties to even, by integer addition
 // (a carry bumps the exponent), then rebias; above the largest code, saturate. Subnormal results
-// (|v| below the smallest normal): |v| as an integer multiple of the FP8 quantum 2^(1-bias-M),
-// rounded to nearest even from the exact significand.
+// (|v| below the smallest normal): |v| * 2^(bias - 1 + M), the value in FP8 quanta, is exact
+// and below 2^M, and adding 2^23 rounds it to an integer, ties to even, in one binary32 rounding.
 struct FastEncoder {
-  int m, bias;
-  uint32_t max_code, min_normal_bits;
+  int m;
+  uint32_t rebias, max_code, min_normal_bits;
+  float to_quanta;
   explicit FastEncoder(Format f)
       : m(info(f).mantissa_bits),
-        bias(info(f).bias),
+        rebias(static_cast<uint32_t>(127 - info(f).bias) << info(f).mantissa_bits),
         max_code(f == Format::kE4M3 ? 0x7Eu : 0x7Bu),
-        min_normal_bits(std::bit_cast<uint32_t>(info(f).min_normal)) {}
+        min_normal_bits(std::bit_cast<uint32_t>(info(f).min_normal)),
+        to_quanta(std::ldexp(1.0f, info(f).bias - 1 + info(f).mantissa_bits)) {}
 
-  uint8_t operator()(float v) const {
+  static bool finite(float v) { return (std::bit_cast<uint32_t>(v) & 0x7FFFFFFFu) < 0x7F800000u; }
+  uint8_t finite_code(float v) const {  // v finite
     const uint32_t bits = std::bit_cast<uint32_t>(v);
     const uint32_t a = bits & 0x7FFFFFFFu, sign = (bits >> 24) & 0x80u;
-    if (a >= 0x7F800000u) return encode(v, m == 3 ? Format::kE4M3 : Format::kE5M2);  // NaN, Inf
-    // Normal: (e32 << M | mantissa) rounded, then the exponent rebiased from 127 to bias.
     const int sh = 23 - m;
     const uint32_t r = (a + ((1u << (sh - 1)) - 1u) + ((a >> sh) & 1u)) >> sh;
-    const uint32_t normal = std::min(r - (static_cast<uint32_t>(127 - bias) << m), max_code);
-    // Subnormal: |v| = sig * 2^(e - 150) (e = biased exponent, 1 for binary32 subnormals).
-    const uint32_t e32 = a >> 23;
-    const uint32_t sig = (a & 0x7FFFFFu) | (e32 != 0 ? 0x800000u : 0u);
-    const int shift =
-        std::clamp((1 - bias - m) - (static_cast<int>(std::max<uint32_t>(e32, 1)) - 150), 1, 31);
-    const uint32_t q = sig >> shift, rem = sig & ((1u << shift) - 1u), half = 1u << (shift - 1);
-    const uint32_t sub = q + ((rem > half || (rem == half && (q & 1u))) ? 1u : 0u);
+    const uint32_t normal = std::min(r - rebias, max_code);
+    const float quanta = std::abs(v) * to_quanta + 8388608.0f;  // 2^23 + round(|v| / quantum)
+    const uint32_t sub = std::bit_cast<uint32_t>(quanta) - 0x4B000000u;
     return static_cast<uint8_t>(sign | (a >= min_normal_bits ? normal : sub));
+  }
+  uint8_t operator()(float v) const {
+    return finite(v) ? finite_code(v) : encode(v, m == 3 ? Format::kE4M3 : Format::kE5M2);
   }
 };
 
@@ -103,9 +102,14 @@ QMatrix quantize(const Mat& x, int64_t tile_rows, int64_t tile_cols, const Quant
       for (int64_t r = r0; r < r1; ++r) {
         uint8_t* out = q.codes.data() + r * q.cols;
         const float* in = x.data() + r * x.cols();
+        bool all_finite = fast;
         if (fast)
-          for (int64_t c = c0; c < c1; ++c) out[c] = enc(in[c] / s);
-        else
+          for (int64_t c = c0; c < c1; ++c) {
+            const float v = in[c] / s;
+            out[c] = enc.finite_code(v);
+            all_finite &= FastEncoder::finite(v);
+          }
+        if (!all_finite)  // NaN or Inf inside: the general encoder for this row of the tile
           for (int64_t c = c0; c < c1; ++c) out[c] = encode(in[c] / s, opt.format, opt.overflow);
       }
     }
