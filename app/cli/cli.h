@@ -25,6 +25,7 @@ void add_train_commands(CLI::App& app);     // grad, train                      
 void add_model_commands(CLI::App& app);     // forward, generate, demo          (app/cli/model.cpp)
 void add_info_commands(CLI::App& app);      // info                             (app/cli/info.cpp)
 void add_fp8_commands(CLI::App& app);       // fp8 ...                          (app/cli/fp8.cpp)
+void add_fp8_train_compare(CLI::App& fp8);  // fp8 train-compare         (app/cli/fp8_train.cpp)
 void add_pipeline_commands(CLI::App& app);  // pipeline ... (app/cli/pipeline.cpp)
 void add_balance_commands(CLI::App& app);  // balance ...                      (app/cli/balance.cpp)
 void add_mtp_commands(CLI::App& app);      // mtp-loss, mtp-demo               (app/cli/mtp.cpp)

@@ -112,6 +112,7 @@ struct TrainArgs {
   std::string schedule = "cosine";
   std::string balance = "loss-free";
   std::string precision = "fp32", fp8_scaling = "tile", fp8_grad = "e4m3";  // fp8_linear.h
+  std::string fp8_grad_scaling = "tile", val_precision = "train";
   std::string replay;   // a log.jsonl whose change lines to apply
   std::string compare;  // --tui --compare: a second run with this setting changed
   bool tui = false;
@@ -154,7 +155,9 @@ void run_train(TrainArgs& a) {
   a.opt.precision.precision = train::parse_precision(a.precision);
   a.opt.precision.per_tensor = a.fp8_scaling == "tensor";
   a.opt.precision.grad_format = fp8::parse_format(a.fp8_grad);
+  a.opt.precision.dgrad_blocks = a.fp8_grad_scaling == "block";
   a.opt.precision.validate();
+  a.opt.val_fp32 = a.val_precision == "fp32";
   if (a.opt.batch < 1) throw UsageError("--batch must be at least 1");
   if (a.opt.seq_len < 2) throw UsageError("--seq-len must be at least 2");
   if (a.opt.save_every < 1) throw UsageError("--save-every must be at least 1");
@@ -283,6 +286,14 @@ void add_train_commands(CLI::App& app) {
   t->add_option("--fp8-grad-format", ta->fp8_grad,
                 "e4m3 (DeepSeek-V3) | e5m2 (the hybrid format) for the output gradients")
       ->check(CLI::IsMember({"e4m3", "e5m2"}));
+  t->add_option("--fp8-grad-scaling", ta->fp8_grad_scaling,
+                "Dgrad's output gradient in 1xg tiles (DeepSeek-V3) | gxg blocks (the ablation "
+                "that diverged at 16B, App. B.2)")
+      ->check(CLI::IsMember({"tile", "block"}));
+  t->add_option("--val-precision", ta->val_precision,
+                "train: validation's forward in the training precision (FP8 Fprop GEMMs when "
+                "--precision fp8) | fp32: in float32 (the master weights without FP8 error)")
+      ->check(CLI::IsMember({"train", "fp32"}));
   t->add_option("--replay", ta->replay,
                 "log.jsonl of an earlier run: apply its mid-run changes ({\"step\", \"set\", "
                 "\"value\"} lines, e.g. made in the explorer's panel 9) at the same steps");

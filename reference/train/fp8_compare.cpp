@@ -43,14 +43,17 @@ CompareMode parse_compare_mode(const std::string& name) {
       m.precision.promote = 0;
     else if (o == "e5m2")
       m.precision.grad_format = fp8::Format::kE5M2;
+    else if (o == "block-dgrad")
+      m.precision.dgrad_blocks = true;
     else if (o.rfind("nc", 0) == 0)
       m.precision.promote = number(o, 2);
     else if (o.rfind("t", 0) == 0)
       m.precision.tile = number(o, 1);
     else
       throw std::invalid_argument(fmt::format(
-          "mode '{}': unknown option '{}' (expected t<G>, tensor, no-promote, nc<N> or e5m2)", name,
-          o));
+          "mode '{}': unknown option '{}' (expected t<G>, tensor, no-promote, nc<N>, e5m2 or "
+          "block-dgrad)",
+          name, o));
   }
   try {
     m.precision.validate();
@@ -176,8 +179,11 @@ CompareResult train_compare(
     if (!finished && !stop.load() && !out_of_time()) {
       Trainer tr(o);
       if (tr.step() == 0) tr.save_checkpoint();
+      // Validation as `dsv3 train` runs it (ten times per run, in the training precision).
+      const int64_t every = o.eval_every > 0 ? o.eval_every : std::max<int64_t>(1, o.steps / 10);
       while (!tr.done()) {
         StepRecord r = tr.train_step();
+        if (r.step % every == 0 || tr.done()) r.val_loss = tr.validate();
         tr.log(r);
         if (progress) progress(mode.name, r);
         const bool halt = stop.load() || out_of_time();

@@ -23,7 +23,8 @@ namespace dsv3::train {
 
 // A mode: fp32 | bf16 | fp8[:option...], options t<G> (tile/block size G), tensor (per-tensor
 // scaling), no-promote (the whole K in the tensor core; implies per-tensor), nc<N> (N_C), e5m2
-// (E5M2 for the gradients). Examples: fp8, fp8:t32, fp8:tensor, fp8:no-promote, fp8:e5m2.
+// (E5M2 for the gradients), block-dgrad (Dgrad's dy in g x g blocks, App. B.2). Examples: fp8,
+// fp8:t32, fp8:tensor, fp8:no-promote, fp8:e5m2, fp8:t32:block-dgrad.
 struct CompareMode {
   std::string name;
   LowPrecision precision;
@@ -65,6 +66,7 @@ struct CompareOptions {
 };
 
 // Trains every mode in turn (resuming any run already in opt.train.save/<mode>), then compares.
+// Each run validates as `dsv3 train` does (val_loss in its log.jsonl, in the training precision).
 // progress(mode, record) is called after every step. stop is polled after every step.
 CompareResult train_compare(
     const CompareOptions& opt, std::atomic<bool>& stop,

@@ -53,6 +53,7 @@ std::string LowPrecision::describe() const {
   std::string s = scaled_per_tensor() ? "fp8 per-tensor" : fmt::format("fp8 g={}", tile);
   s += nc() == 0 ? " no-promotion" : fmt::format(" N_C={}", nc());
   s += grad_format == fp8::Format::kE5M2 ? " E5M2-grad" : " E4M3";
+  if (dgrad_blocks && !scaled_per_tensor()) s += " block-Dgrad";
   return s;
 }
 
@@ -84,6 +85,11 @@ fp8::QMatrix quantize_rows(const Mat& x, const LowPrecision& p, fp8::Format f) {
 
 fp8::QMatrix quantize_blocks(const Mat& w, const LowPrecision& p) {
   return quantize_tiles(w, p.tile, p.tile, p, fp8::Format::kE4M3);
+}
+
+fp8::QMatrix quantize_dgrad_dy(const Mat& dy, const LowPrecision& p) {
+  return p.dgrad_blocks ? quantize_tiles(dy, p.tile, p.tile, p, p.grad_format)
+                        : quantize_rows(dy, p, p.grad_format);
 }
 
 fp8::QMatrix retile_columns(const fp8::QMatrix& q, const LowPrecision& p) {
@@ -149,7 +155,7 @@ Mat fp8_fprop(const Mat& x, const Mat& w, const LowPrecision& p) {
 }
 
 Mat fp8_dgrad(const Mat& dy, const Mat& w, const LowPrecision& p) {
-  const fp8::QMatrix a = quantize_rows(dy, p, p.grad_format);  // dy [N, out], 1 x g
+  const fp8::QMatrix a = quantize_dgrad_dy(dy, p);  // dy [N, out], 1 x g (or g x g blocks)
   // W^T [in, out] in g x g blocks: the same blocks as W's, transposed.
   const fp8::QMatrix b = quantize_blocks(w.transpose(), p);
   return maybe_bf16(fp8::gemm(a, b, gemm_options(p)), p);  // dx [N, in]

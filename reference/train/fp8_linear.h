@@ -45,12 +45,16 @@ struct LowPrecision {
   // effective interval is min(promote, g), and no promotion needs per-tensor scaling.
   int promote = fp8::kTile;
   fp8::Format grad_format = fp8::Format::kE4M3;  // ablation: E5M2 for dy (the hybrid format)
-  bool bf16_output = true;                       // Fprop and Dgrad write BF16 (DeepGEMM)
+  // Ablation (App. B.2): Dgrad's dy in g x g blocks instead of 1 x g tiles, the setting that
+  // made a 16B MoE model diverge (token-correlated outliers in the activation gradients).
+  bool dgrad_blocks = false;
+  bool bf16_output = true;  // Fprop and Dgrad write BF16 (DeepGEMM)
 
   bool fp8() const { return precision == Precision::kFp8; }
   bool scaled_per_tensor() const { return per_tensor || promote == 0; }
   int nc() const;  // the promotion interval the GEMMs use (0 = never)
-  // "fp32", "bf16", "fp8 g=128 N_C=128 E4M3", "fp8 per-tensor no-promotion E5M2-grad", ...
+  // "fp32", "bf16", "fp8 g=128 N_C=128 E4M3", "fp8 per-tensor no-promotion E5M2-grad",
+  // "fp8 g=32 N_C=32 E4M3 block-Dgrad", ...
   std::string describe() const;
   // Throws std::invalid_argument on a tile or N_C that is not a positive multiple of 32.
   void validate() const;
@@ -65,6 +69,8 @@ enum class Cached {
 // ---- The quantizers, as the GEMMs use them (E4M3 unless the format says otherwise) -----------
 fp8::QMatrix quantize_rows(const Mat& x, const LowPrecision& p, fp8::Format f);  // 1 x g tiles
 fp8::QMatrix quantize_blocks(const Mat& w, const LowPrecision& p);               // g x g blocks
+// Dgrad's dy [N, out] in p.grad_format: 1 x g tiles, or g x g blocks with p.dgrad_blocks.
+fp8::QMatrix quantize_dgrad_dy(const Mat& dy, const LowPrecision& p);
 // The forward's 1 x g tiles dequantized and re-quantized in g x 1 tiles (the same format).
 fp8::QMatrix retile_columns(const fp8::QMatrix& q, const LowPrecision& p);
 // q^T: codes transposed, tiles and scales with them.

@@ -361,7 +361,8 @@ std::optional<double> Trainer::validate() const {
   for (int64_t i = 0; i < opt_.eval_batches; ++i) {
     std::optional<Batch> b = data_->val_batch(i, opt_.batch, opt_.seq_len);
     if (!b) return std::nullopt;
-    sum += loss_and_grad<float>(config_, rope_, weights_, *b, opt_.objective, nullptr).main;
+    const LowPrecision* p = opt_.val_fp32 ? nullptr : &opt_.precision;  // fp32: the same path
+    sum += loss_and_grad<float>(config_, rope_, weights_, *b, opt_.objective, nullptr, p).main;
     ++n;
   }
   if (n == 0) return std::nullopt;
@@ -407,6 +408,7 @@ void Trainer::save_checkpoint() const {
       {"adam_betas", {opt_.adamw.beta1, opt_.adamw.beta2}},
       {"adam_eps", opt_.adamw.eps},
       {"precision", opt_.precision.describe()},
+      {"val_precision", opt_.val_fp32 ? "fp32" : opt_.precision.describe()},
       {"clip", opt_.clip},
       {"seed", opt_.seed},
   };

@@ -86,6 +86,10 @@ struct TrainOptions {
   // --precision: the FP8-eligible Linears in fp32, bf16 or fp8 (fp8_linear.h); fp8 also stores
   // the AdamW moments in BF16 (V3 §3.3.3).
   LowPrecision precision;
+  // --val-precision: validation runs its forward in the training precision (in fp8 mode the
+  // Fprop GEMMs in FP8, as the FP8-trained model runs; the default) or, with val_fp32, every
+  // GEMM in float32 (the master weights as they are, without the FP8 forward's error).
+  bool val_fp32 = false;
   double clip = 1.0;  // V3 §4.2
   uint64_t seed = 0;
   double init_std = 0;  // 0: 0.006 * sqrt(7168 / d), the paper's std*sqrt(d) kept (see docs)
@@ -142,7 +146,8 @@ class Trainer {
   // One optimizer step. Throws TrainError (weights untouched) when the loss or the gradient
   // is not finite.
   StepRecord train_step();
-  // Mean main-model loss over the validation batches (nullopt without a held-out split).
+  // Mean main-model loss over the validation batches (nullopt without a held-out split), in the
+  // training precision unless options().val_fp32.
   std::optional<double> validate() const;
   // config.json, model.safetensors, optimizer.safetensors, trainer_state.json into opt.save.
   void save_checkpoint() const;
