@@ -162,7 +162,9 @@ void BM_OpenSynthetic(benchmark::State& state, model::WeightMode mode) {
 
 // One decode step at context 256; counters: bytes of weights read per token (in their storage
 // format) and this process's resident memory (anonymous and mapped-file pages).
-void BM_DecodeSynthetic(benchmark::State& state, model::WeightMode mode) {
+void BM_DecodeSynthetic(benchmark::State& state, model::WeightMode mode,
+                        model::MatvecForm form = model::MatvecForm::kInRegisters) {
+  model::set_matvec_form(form);
   const model::Model m = model::Model::load(synthetic(), 0, mode);
   const int64_t context = 256;
   auto cache = m.new_cache(model::AttnImpl::kAbsorbed);
@@ -194,6 +196,7 @@ void BM_DecodeSynthetic(benchmark::State& state, model::WeightMode mode) {
       touched, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   state.counters["rss_anon_MB"] = static_cast<double>(mem.rss_anon) / 1e6;
   state.counters["rss_file_MB"] = static_cast<double>(mem.rss_file) / 1e6;
+  model::set_matvec_form(model::MatvecForm::kInRegisters);
 }
 
 BENCHMARK(BM_ReadBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -234,6 +237,10 @@ BENCHMARK_CAPTURE(BM_OpenSynthetic, native, model::WeightMode::kNative)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK_CAPTURE(BM_DecodeSynthetic, f32, model::WeightMode::kF32)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_DecodeSynthetic, native_row_decoded, model::WeightMode::kNative,
+                  model::MatvecForm::kRowDecoded)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK_CAPTURE(BM_DecodeSynthetic, native, model::WeightMode::kNative)

@@ -249,7 +249,8 @@ void decode_row_t(const CompactMatrix& w, int64_t r, float* out) {
   const uint8_t* p = w.data + static_cast<size_t>(r * w.cols) * eb;
   const int64_t sc = w.scale_cols();
 #if defined(DSV3_EIGEN_ORDER_KERNELS)
-  const bool short_fp8 = F == WeightFormat::kFP8 && !has_nan_code(p, w.cols);
+  const bool short_fp8 = F == WeightFormat::kFP8 &&
+                         (w.nan_codes->load() == CompactMatrix::kNone || !has_nan_code(p, w.cols));
 #endif
   // Column blocks of 128: the FP8 scale is constant inside one (1 for the other formats).
   for (int64_t c0 = 0; c0 < w.cols; c0 += 128) {
@@ -411,6 +412,9 @@ void matvec_eigen_order(const CompactMatrix& w, const float* x, float* y) {
 #if defined(DSV3_EIGEN_ORDER_KERNELS)
   bool scales_ok = in >= 8;
   for (float s : w.scale_inv) scales_ok = scales_ok && std::fabs(s) < 0x1p7f;
+  // Rows are checked for NaN codes until one whole pass has found none.
+  const bool check_nan = w.nan_codes->load() != CompactMatrix::kNone;
+  std::atomic<bool> nan_seen = false;
   with_format(w.format, [&](auto f) {
     constexpr WeightFormat F = decltype(f)::value;
     constexpr size_t eb = F == WeightFormat::kF32 ? 4 : F == WeightFormat::kFP8 ? 1 : 2;
@@ -428,7 +432,10 @@ void matvec_eigen_order(const CompactMatrix& w, const float* x, float* y) {
           p[r] = w.data + static_cast<size_t>((o0 + r) * in) * eb;
           if (F != WeightFormat::kFP8) continue;
           sc[r] = &w.scale_inv[((o0 + r) / 128) * w.scale_cols()];
-          fast = fast && !has_nan_code(p[r], in);
+          if (check_nan && has_nan_code(p[r], in)) {
+            fast = false;
+            nan_seen.store(true, std::memory_order_relaxed);
+          }
         }
         if (!fast) {
           for (int r = 0; r < n; ++r) y[o0 + r] = dot_decoded(w, o0 + r, x, buf);
@@ -448,6 +455,8 @@ void matvec_eigen_order(const CompactMatrix& w, const float* x, float* y) {
       }
     }
   });
+  if (w.format == WeightFormat::kFP8 && check_nan)
+    w.nan_codes->store(nan_seen ? CompactMatrix::kSome : CompactMatrix::kNone);
 #else
 #pragma omp parallel if (out * in > (1 << 18))
   {
@@ -458,12 +467,22 @@ void matvec_eigen_order(const CompactMatrix& w, const float* x, float* y) {
 #endif
 }
 
+namespace {
+std::atomic<MatvecForm> matvec_form{MatvecForm::kInRegisters};
+}  // namespace
+
+void set_matvec_form(MatvecForm f) {
+  matvec_form = f;
+}
+
 Mat matmul_wt(const Mat& x, const CompactMatrix& w) {
   if (x.cols() != w.cols)
     throw std::invalid_argument(
         fmt::format("matmul_wt: x has {} columns, W is [{}, {}]", x.cols(), w.rows, w.cols));
   if (x.rows() > 8) return x * w.to_f32().transpose();  // as model::matmul_wt: Eigen's GEMM
-  if (x.rows() == 1) {  // decode: the weights decoded in registers, in Eigen's order
+  if (x.rows() == 1 &&
+      matvec_form ==
+          MatvecForm::kInRegisters) {  // decode: the weights decoded in registers, in Eigen's order
     Mat y(1, w.rows);
     matvec_eigen_order(w, x.data(), y.data());
     return y;

@@ -47,6 +47,10 @@ struct CompactMatrix {
   // Bytes of this matrix the products have read (a whole pass counts nbytes(), row() a row):
   // what a token touches, for the touched-bytes report and its test. Shared by copies.
   std::shared_ptr<std::atomic<uint64_t>> reads = std::make_shared<std::atomic<uint64_t>>(0);
+  // FP8 only: whether `data` holds an E4M3 NaN code (0x7F, 0xFF), learnt by the first product
+  // that reads every row (the fast decoder takes only rows without one): kUnknown, kNone, kSome.
+  enum NanCodes : int { kUnknown, kNone, kSome };
+  std::shared_ptr<std::atomic<int>> nan_codes = std::make_shared<std::atomic<int>>(kUnknown);
 
   int64_t scale_cols() const { return (cols + 127) / 128; }
   size_t nbytes() const;  // bytes of the weight itself, scales included
@@ -83,6 +87,11 @@ Mat matmul_wt_reference(const Mat& x, const CompactMatrix& w);
 // compact_linear.cpp) and never written out; 4 rows at a time share the loads of x. matmul_wt
 // takes this form for one input row (decode).
 void matvec_eigen_order(const CompactMatrix& w, const float* x, float* y);
+// The form matmul_wt takes for one input row: in registers (matvec_eigen_order, the default), or
+// each weight row decoded into float32 and then Eigen's dot (the first form, kept so that
+// bench_weights measures both in one run). The same bits either way; process-wide.
+enum class MatvecForm { kInRegisters, kRowDecoded };
+void set_matvec_form(MatvecForm f);
 // The plain form of that order: Eigen 3.4's sum of a dynamic-size float dot product with 8-lane
 // AVX packets (Redux.h, linear vectorised traversal). With n8 = floor(n/8) packets
 // P_k = a[8k..8k+8) * b[8k..8k+8) (lane-wise, rounded): acc0 = P_0, acc1 = P_1, then in pairs
