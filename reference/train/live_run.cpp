@@ -140,9 +140,10 @@ bool LiveRun::has_work() const {
 }
 
 void LiveRun::work() {
-  // One OpenMP thread: the explorer's own thread keeps a core to redraw on. (A second team of
-  // OpenMP threads mastered by this thread ran 10-30x slower than `dsv3 train` on 2 cores
-  // unless OMP_NUM_THREADS was set; the steps compute the same bits with any thread count.)
+  // One OpenMP thread: the explorer's own thread (and a compare run) keep the other cores. A
+  // step opens ~160 parallel regions of microseconds each (mostly Eigen's GEMMs); with two
+  // threads on a busy 2-core machine each region's barrier waits for a thread that is not
+  // running, 10-30x slower (bench/bench_train_threads.cpp, docs/training.md).
   omp_set_num_threads(1);
   for (;;) {
     bool save = false, take_step = false, copy = false;
