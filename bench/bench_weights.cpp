@@ -131,6 +131,40 @@ void BM_MatvecFused(benchmark::State& state, WeightFormat f) {
   weight_rate(state, static_cast<double>(w.nbytes()));
 }
 
+// Prefill of 256 tokens through one V3 expert's gate_proj [2048, 7168]: Eigen's GEMM on float32
+// weights (the ceiling), the compact path slice by slice (matmul_wt_blocked), and the first
+// compact form (the whole W dequantized into a float32 temporary, then the same GEMM).
+constexpr int64_t kPrefillTokens = 256;
+void gemm_rate(benchmark::State& state) {
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * kPrefillTokens * kOut * kIn,
+                                                 benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);
+}
+void BM_PrefillEigen(benchmark::State& state) {
+  const Mat& w = weight_f32();
+  Mat x = Mat::Random(kPrefillTokens, kIn), y(kPrefillTokens, kOut);
+  for (auto _ : state) {
+    y.noalias() = x * w.transpose();
+    benchmark::DoNotOptimize(y.data());
+  }
+  gemm_rate(state);
+}
+void BM_PrefillBlocked(benchmark::State& state, WeightFormat f) {
+  const CompactMatrix& w = weight(f);
+  Mat x = Mat::Random(kPrefillTokens, kIn);
+  for (auto _ : state) benchmark::DoNotOptimize(model::matmul_wt_blocked(x, w));
+  gemm_rate(state);
+}
+void BM_PrefillWholeF32(benchmark::State& state, WeightFormat f) {
+  const CompactMatrix& w = weight(f);
+  Mat x = Mat::Random(kPrefillTokens, kIn), y(kPrefillTokens, kOut);
+  for (auto _ : state) {
+    y.noalias() = x * w.to_f32().transpose();
+    benchmark::DoNotOptimize(y.data());
+  }
+  gemm_rate(state);
+}
+
 // Read bandwidth: sum 256 MB of floats (what streaming weights needs); copy is in bandwidth.h.
 void BM_ReadBandwidth(benchmark::State& state) {
   const size_t n = (256u << 20) / 4;
@@ -229,6 +263,16 @@ BENCHMARK_CAPTURE(BM_MatvecFused, bf16, WeightFormat::kBF16)
     ->UseRealTime();
 BENCHMARK_CAPTURE(BM_MatvecFused, fp8, WeightFormat::kFP8)
     ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+BENCHMARK(BM_PrefillEigen)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_PrefillBlocked, bf16, WeightFormat::kBF16)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_PrefillBlocked, fp8, WeightFormat::kFP8)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_PrefillWholeF32, fp8, WeightFormat::kFP8)
+    ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK_CAPTURE(BM_OpenSynthetic, f32, model::WeightMode::kF32)
     ->Unit(benchmark::kMillisecond)

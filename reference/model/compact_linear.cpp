@@ -471,6 +471,20 @@ namespace {
 std::atomic<MatvecForm> matvec_form{MatvecForm::kInRegisters};
 }  // namespace
 
+Mat matmul_wt_blocked(const Mat& x, const CompactMatrix& w, int64_t block_rows) {
+  w.count_read(w.nbytes());
+  Mat y(x.rows(), w.rows);  // [T, out]
+  Mat block;                // [<= block_rows, in]: the only float32 copy of W, a slice of it
+  for (int64_t r0 = 0; r0 < w.rows; r0 += block_rows) {
+    const int64_t n = std::min(block_rows, w.rows - r0);
+    block.resize(n, w.cols);
+#pragma omp parallel for schedule(static) if (n * w.cols > (1 << 16))
+    for (int64_t r = 0; r < n; ++r) w.decode_row(r0 + r, block.row(r).data());
+    y.middleCols(r0, n).noalias() = x * block.transpose();
+  }
+  return y;
+}
+
 void set_matvec_form(MatvecForm f) {
   matvec_form = f;
 }

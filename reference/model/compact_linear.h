@@ -78,6 +78,13 @@ CompactMatrix compact_f32(const Mat& w);
 // w.to_f32_reference()): for T <= 8 each weight row is decoded once into a float32 row and
 // dotted with every input row; for more rows W is dequantized and multiplied by Eigen's GEMM.
 Mat matmul_wt(const Mat& x, const CompactMatrix& w);
+// Prefill without a float32 copy of the whole W: W dequantized block_rows rows at a time into
+// one float32 slice, each slice multiplied by Eigen's GEMM into its columns of y. NOT
+// bit-identical to one GEMM over the whole W (Eigen's GEMM sums in an order that depends on
+// the number of output columns), so matmul_wt does not take it yet: each output is within the
+// dot-product bound gamma_in * sum_i |W[o,i] x[i]| of the exact sum, as the one-GEMM result is
+// (test CompactLinear.PrefillBlockByBlockIsWithinTheDotProductBound).
+Mat matmul_wt_blocked(const Mat& x, const CompactMatrix& w, int64_t block_rows = 256);
 // The plain reference of the above: dequantize everything, then the float32 product.
 Mat matmul_wt_reference(const Mat& x, const CompactMatrix& w);
 

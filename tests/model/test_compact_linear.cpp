@@ -202,6 +202,36 @@ TEST(CompactLinear, MatvecInRegistersTakesNaNCodesAndLargeScalesExactly) {
   }
 }
 
+// Prefill slice by slice (no float32 copy of the whole W) sums in another order than one GEMM:
+// both are within gamma_n = n u / (1 - n u) of the exact sum relative to sum |w_i x_i|
+// (Higham, eq. 3.5), for widths past Eigen's k-panel and slices that do not divide the rows.
+TEST(CompactLinear, PrefillBlockByBlockIsWithinTheDotProductBound) {
+  const int64_t in = 1031;
+  const double u = std::numeric_limits<float>::epsilon() / 2;
+  const double gamma = in * u / (1 - in * u);
+  for (WeightFormat f : {WeightFormat::kFP8, WeightFormat::kBF16})
+    for (int64_t block_rows : {7, 64, 256}) {
+      CompactMatrix w = random_compact(f, 300, in, 5 + block_rows);
+      const Mat wf = w.to_f32_reference();
+      Mat x = random_x(37, in, 9);
+      const Mat blocked = matmul_wt_blocked(x, w, block_rows);
+      const Mat whole = x * wf.transpose();
+      ASSERT_EQ(blocked.rows(), 37);
+      ASSERT_EQ(blocked.cols(), 300);
+      for (int64_t t = 0; t < x.rows(); t += 6)
+        for (int64_t o = 0; o < w.rows; ++o) {
+          double exact = 0, abs_sum = 0;
+          for (int64_t i = 0; i < in; ++i) {
+            exact += static_cast<double>(wf(o, i)) * x(t, i);
+            abs_sum += std::abs(static_cast<double>(wf(o, i)) * x(t, i));
+          }
+          ASSERT_LE(std::abs(blocked(t, o) - exact), gamma * abs_sum)
+              << to_string(f) << " block_rows=" << block_rows << " " << t << "," << o;
+          ASSERT_LE(std::abs(whole(t, o) - exact), gamma * abs_sum);
+        }
+    }
+}
+
 TEST(CompactLinear, FusedMatvecFollowsItsDocumentedOrderExactly) {
   for (WeightFormat f : kFormats)
     for (int64_t in : {31, 32, 300, 896}) {
