@@ -56,8 +56,7 @@ bool Tui::train_key(wint_t key) {
     }
     case 'b': {
       if (runs.size() > 1) {
-        say("compare mode: each run keeps its balancing (`:train set balance=...` sets both)",
-            true);
+        say("compare mode: each run keeps its balancing (`:train set balance=X` sets both)", true);
         break;
       }
       // none -> loss-free -> aux -> none
