@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target of tests/fuzz/ for SECONDS each (default 60), one after another:
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
-# (DSV3_FUZZ_RUNS=N also stops a target after N executions.)
+# (DSV3_FUZZ_RUNS=N also stops a target after N executions; DSV3_FUZZ_FORK=W runs W worker
+# processes per target with libFuzzer's -fork=W, for machines with cores to spare.)
 # Builds build-fuzz/ first (the `fuzz` preset: clang, ASan + UBSan; DSV3_FUZZ_NO_BUILD=1 skips
 # it; DSV3_FUZZ_DIR=build-asan runs the targets the asan preset built, as scripts/check.sh does).
 # Each target starts from its seeds (tests/fuzz/seeds/<t>/, the real files of
@@ -53,8 +54,11 @@ for t in "${targets[@]}"; do
   rc=0
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
     "$bin" -max_total_time="$seconds" ${DSV3_FUZZ_RUNS:+-runs=$DSV3_FUZZ_RUNS} -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=512 \
+    ${DSV3_FUZZ_FORK:+-fork=$DSV3_FUZZ_FORK} \
     -print_final_stats=1 -artifact_prefix="$crashes/" "${dirs[@]}" >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  # Fork mode prints no final stats; its progress lines "#N: cov: ..." count all workers' runs.
+  [ -n "$execs" ] || execs=$(sed -n 's/^#\([0-9]*\): .*/\1/p' "$log" | tail -1)
   cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -1 || true)
   units=$(find "$corpus" -type f | wc -l)
   line=$(printf '%-18s %12s execs  %-22s corpus %5s' "$t" "${execs:-?}" "${cov:-cov: ?}" "$units")

@@ -12,11 +12,14 @@
 #include "reference/io/safetensors.h"
 #include "reference/io/tokenizer.h"
 #include "reference/train/trainer.h"
+#include "tests/support/sanitizer.h"
 #include "tests/support/temp_dir.h"
 
 namespace dsv3::train {
 namespace {
 namespace fs = std::filesystem;
+using test_support::full_or_sanitized;
+using test_support::kUnderSanitizer;
 
 fs::path temp_dir(const std::string& name) {
   return test_support::fresh_temp_dir("dsv3_train_", name);
@@ -65,14 +68,19 @@ TEST(Training, TinyModelMemorisesARepeatingText) {
   std::string text;
   for (int i = 0; i < 40; ++i) text += "DeepSeek-V3 routes each token to 8 of 256 experts. ";
   TrainOptions o = base(dir, tokens_file(dir, text));
-  o.steps = 80;
+  o.steps = full_or_sanitized(80, 12);  // sanitizers: every code path, not the memorisation
   Trainer t(o);
   auto r = train(t, o.steps);
-  EXPECT_GT(r.front().loss.main, 4.0);   // ~ln(320) at the start
-  EXPECT_LT(r.back().loss.main, 0.2);    // memorised
-  EXPECT_LT(r.back().loss.mtp[0], 0.5);  // the MTP module learns the text two tokens ahead too
+  ASSERT_EQ(r.size(), static_cast<size_t>(o.steps));
+  EXPECT_GT(r.front().loss.main, 4.0);  // ~ln(320) at the start
   ASSERT_TRUE(t.validate().has_value());
-  EXPECT_LT(*t.validate(), 0.3);  // the held-out 5% is the same sentence
+  if (kUnderSanitizer) {
+    EXPECT_LT(r.back().loss.main, r.front().loss.main - 1.0);  // 12 steps: learning has begun
+  } else {
+    EXPECT_LT(r.back().loss.main, 0.2);    // memorised
+    EXPECT_LT(r.back().loss.mtp[0], 0.5);  // the MTP module learns the text two tokens ahead
+    EXPECT_LT(*t.validate(), 0.3);         // the held-out 5% is the same sentence
+  }
   fs::remove_all(dir);
 }
 
@@ -86,7 +94,7 @@ double mean_max_vio(const std::vector<StepRecord>& r, size_t last) {
 TEST(Training, LossFreeBalancingBoundsMaxVioWhereNoBalancingDoesNot) {
   fs::path dir = temp_dir("maxvio");
   TrainOptions o = base(dir, tokens_file(dir, word_salad(20000, 3)));
-  o.steps = 150;
+  o.steps = full_or_sanitized(150, 12);  // sanitizers: every code path, not the bound
   o.batch = 8;
   o.bias_gamma = 0.01;  // fast enough to balance within a short run
   o.objective.balance = BalanceMode::kNone;
@@ -96,14 +104,16 @@ TEST(Training, LossFreeBalancingBoundsMaxVioWhereNoBalancingDoesNot) {
   o.save = (dir / "run2").string();
   Trainer lf(o);
   auto rl = train(lf, o.steps);
-  const double vio_none = mean_max_vio(rn, 50), vio_lf = mean_max_vio(rl, 50);
-  EXPECT_GT(vio_none, 1.0);
-  EXPECT_LT(vio_lf, 0.6 * vio_none);
-  // Balancing costs nothing in loss here (the paper's claim at scale).
-  EXPECT_LT(rl.back().loss.main, rn.back().loss.main + 0.1);
   // The bias moved only in loss-free mode.
   EXPECT_EQ(none.weights().layers[1].moe->e_score_correction_bias.norm(), 0.0f);
   EXPECT_GT(lf.weights().layers[1].moe->e_score_correction_bias.norm(), 0.0f);
+  if (!kUnderSanitizer) {
+    const double vio_none = mean_max_vio(rn, 50), vio_lf = mean_max_vio(rl, 50);
+    EXPECT_GT(vio_none, 1.0);
+    EXPECT_LT(vio_lf, 0.6 * vio_none);
+    // Balancing costs nothing in loss here (the paper's claim at scale).
+    EXPECT_LT(rl.back().loss.main, rn.back().loss.main + 0.1);
+  }
   fs::remove_all(dir);
 }
 
