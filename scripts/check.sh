@@ -6,6 +6,10 @@
 #      again under the sanitizers;
 #   3. every fuzz target of tests/fuzz, built by stage 2, for 20 s from its seeds (scripts/fuzz.sh).
 # docs/reliability.md says what each stage covers and how long it takes on 2 cores.
+# The test presets run each test with one OpenMP thread (OMP_NUM_THREADS=1, CMakePresets.json):
+# ctest -j2 already keeps both cores busy, and two OpenMP teams on two cores ran the training
+# tests 10-30x slower, each parallel region waiting a time slice for a descheduled thread
+# (docs/training.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake --preset ci && cmake --build --preset ci -j2 && ctest --preset ci -j2
