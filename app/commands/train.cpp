@@ -232,9 +232,11 @@ Output train_cmd(Session& s, const Args& a, const Context& ctx) {
         throw CommandError(fmt::format("train weights: {}", e.what()));
       }
     } else if (action == "pause") {
-      for (auto* r : runs(s)) r->pause();
+      runs(s);
+      s.pause_training();
     } else if (action == "resume") {
-      for (auto* r : runs(s)) r->resume();
+      runs(s);
+      s.resume_training();
     } else if (action == "step") {
       int64_t n = 1;
       if (!words.empty()) {
@@ -251,7 +253,7 @@ Output train_cmd(Session& s, const Args& a, const Context& ctx) {
             fmt::format("train step: the run is done ({} steps); `train start` "
                         "begins another",
                         live(s).snapshot()->step));
-      for (auto* r : runs(s)) r->step(n);
+      s.step_training(n);
       for (auto* r : runs(s)) r->wait_idle();
     } else if (action == "wait") {
       for (auto* r : runs(s)) r->wait_idle();
@@ -261,12 +263,14 @@ Output train_cmd(Session& s, const Args& a, const Context& ctx) {
         const size_t eq = w.find('=');
         if (eq == std::string::npos)
           throw CommandError(fmt::format("train set: '{}' is not KEY=VALUE", w));
-        for (auto* r : runs(s)) r->set({0, w.substr(0, eq), w.substr(eq + 1)});
+        runs(s);
+        s.set_training({0, w.substr(0, eq), w.substr(eq + 1)});
       }
       for (auto* r : runs(s))
         if (r->snapshot()->state == train::RunState::kPaused) r->wait_idle();
     } else if (action == "save") {
-      for (auto* r : runs(s)) r->save();
+      runs(s);
+      s.save_training();
       for (auto* r : runs(s)) r->wait_idle();
     } else if (action == "stop") {
       live(s);

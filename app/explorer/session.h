@@ -180,6 +180,13 @@ class Session {
   train::LiveRun* training() { return live_run_.get(); }
   // Every live run (the first, then the comparison): the controls act on all of them.
   std::vector<train::LiveRun*> training_runs();
+  // The controls of panel 9 and `train`. With two runs they go through the Lockstep, so they
+  // land after the same step in both; set_training throws TrainError on a bad KEY=VALUE.
+  void pause_training();
+  void resume_training();
+  void step_training(int64_t n);
+  void set_training(const train::OptionChange& c);
+  void save_training();
   void stop_training();  // keeps the last checkpoint (of both runs)
   void open_training_log(const std::string& run_dir, const std::string& compare_dir = "");
   // The run panel 9 shows: the live run's latest snapshot, else the opened log; null if none.
@@ -246,6 +253,7 @@ class Session {
   mutable std::string fp8_view_key_;  // fp8_key_ and the linear: analyze_layer runs once per pick
   mutable fp8::LayerFp8View fp8_view_;
   std::unique_ptr<train::LiveRun> live_run_, compare_run_;
+  std::shared_ptr<train::Lockstep> lockstep_;  // compare mode: the two runs step together
   std::shared_ptr<const train::TrainSnapshot> opened_run_, opened_compare_;
   int64_t trained_step_ = -1;  // open_training_weights
 };

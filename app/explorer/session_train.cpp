@@ -22,12 +22,17 @@ void Session::start_training(train::TrainOptions opt, bool paused, const std::st
   std::optional<train::TrainOptions> second;
   if (!compare.empty()) second = train::compare_options(opt, compare);
   stop_training();
-  live_run_ = std::make_unique<train::LiveRun>(std::move(opt), paused);
+  // Compare mode: the two runs step together and every control lands after the same step in
+  // both (reference/train/lockstep.h).
+  if (second) lockstep_ = std::make_shared<train::Lockstep>();
+  live_run_ = std::make_unique<train::LiveRun>(std::move(opt), paused, lockstep_, 0);
   if (second) {
     try {
-      compare_run_ = std::make_unique<train::LiveRun>(std::move(*second), paused);
+      compare_run_ = std::make_unique<train::LiveRun>(std::move(*second), paused, lockstep_, 1);
     } catch (...) {
+      lockstep_->ended(1);
       live_run_.reset();
+      lockstep_.reset();
       throw;
     }
   }
@@ -42,6 +47,33 @@ std::vector<train::LiveRun*> Session::training_runs() {
   return runs;
 }
 
+void Session::pause_training() {
+  if (lockstep_) return lockstep_->schedule({0, train::Lockstep::Kind::kPause, {}, 0});
+  if (live_run_) live_run_->pause();
+}
+
+void Session::resume_training() {
+  for (train::LiveRun* r : training_runs()) r->resume();
+}
+
+void Session::step_training(int64_t n) {
+  if (lockstep_) return lockstep_->schedule({0, train::Lockstep::Kind::kStep, {}, n});
+  if (live_run_) live_run_->step(n);
+}
+
+void Session::set_training(const train::OptionChange& c) {
+  if (lockstep_) {
+    train::normalise_change(c);  // a bad key or value: TrainError before anything is queued
+    return lockstep_->schedule({0, train::Lockstep::Kind::kChange, c, 0});
+  }
+  if (live_run_) live_run_->set(c);
+}
+
+void Session::save_training() {
+  if (lockstep_) return lockstep_->schedule({0, train::Lockstep::Kind::kSave, {}, 0});
+  if (live_run_) live_run_->save();
+}
+
 void Session::stop_training() {
   if (compare_run_) {
     compare_run_->stop();
@@ -52,6 +84,7 @@ void Session::stop_training() {
   live_run_->stop();
   opened_run_ = live_run_->snapshot();  // the panel keeps showing where it ended
   live_run_.reset();
+  lockstep_.reset();
 }
 
 void Session::open_training_log(const std::string& run_dir, const std::string& compare_dir) {

@@ -34,15 +34,15 @@ bool Tui::train_key(wint_t key) {
   switch (key) {
     case 'p':
       if (snap->state == train::RunState::kRunning) {
-        for (auto* r : runs) r->pause();
+        s_.pause_training();
         say(fmt::format("paused after the step in progress (step {})", snap->step));
       } else {
-        for (auto* r : runs) r->resume();
+        s_.resume_training();
         say("running");
       }
       break;
     case 's':
-      for (auto* r : runs) r->step(1);
+      s_.step_training(1);
       say(fmt::format("one step: {} -> {}", snap->step, snap->step + 1));
       break;
     case '+':
@@ -50,7 +50,7 @@ bool Tui::train_key(wint_t key) {
     case '-': {
       const double g = o.bias_gamma > 0 ? o.bias_gamma : 1e-4;
       const double next = key == '-' ? g / 2 : (o.bias_gamma > 0 ? g * 2 : g);
-      for (auto* r : runs) r->set({0, "bias_gamma", fmt::format("{:g}", next)});
+      s_.set_training({0, "bias_gamma", fmt::format("{:g}", next)});
       say(fmt::format("γ {:g} -> {:g} from step {}", o.bias_gamma, next, snap->step + 1));
       break;
     }
@@ -63,12 +63,12 @@ bool Tui::train_key(wint_t key) {
       const char* next = o.objective.balance == train::BalanceMode::kNone       ? "loss-free"
                          : o.objective.balance == train::BalanceMode::kLossFree ? "aux"
                                                                                 : "none";
-      for (auto* r : runs) r->set({0, "balance", next});
+      s_.set_training({0, "balance", next});
       say(fmt::format("balancing: {} from step {}", next, snap->step + 1));
       break;
     }
     case 'w':
-      for (auto* r : runs) r->save();
+      s_.save_training();
       say(fmt::format("saving a checkpoint after step {} to {}", snap->step, snap->save));
       break;
     case 'x':

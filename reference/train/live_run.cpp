@@ -60,7 +60,8 @@ void log_domains(const std::string& save, const TrainSnapshot& s) {
 
 }  // namespace
 
-LiveRun::LiveRun(TrainOptions opt, bool start_paused) : paused_(start_paused) {
+LiveRun::LiveRun(TrainOptions opt, bool start_paused, std::shared_ptr<Lockstep> pair, int side)
+    : paused_(start_paused), pair_(std::move(pair)), side_(side) {
   trainer_ = std::make_unique<Trainer>(std::move(opt));
   replay_ = trainer_->options().changes;
   for (const OptionChange& c : replay_)  // a resumed run: made in its earlier part
@@ -90,6 +91,7 @@ LiveRun::LiveRun(TrainOptions opt, bool start_paused) : paused_(start_paused) {
   measure_domains();
   next_.state = start_paused ? RunState::kPaused : RunState::kRunning;
   publish(start_paused ? "paused before the first step" : "started");
+  if (pair_) pair_->attach(side_, this, trainer_->step());
   worker_ = std::thread([this] { work(); });
 }
 
@@ -146,14 +148,14 @@ void LiveRun::work() {
   // running, 10-30x slower (bench/bench_train_threads.cpp, docs/training.md).
   omp_set_num_threads(1);
   for (;;) {
-    bool save = false, take_step = false, copy = false;
+    bool save = false, copy = false;
     std::deque<OptionChange> changes;
     {
       std::unique_lock<std::mutex> lock(mu_);
       busy_ = false;
       idle_cv_.notify_all();
       cv_.wait(lock, [&] {
-        return stop_ || save_ || copy_ || !pending_.empty() ||
+        return stop_ || save_ || copy_ || !pending_.empty() || pair_due() ||
                ((single_ > 0 || !paused_) && next_.state != RunState::kDone &&
                 next_.state != RunState::kFailed);
       });
@@ -162,12 +164,6 @@ void LiveRun::work() {
       save = std::exchange(save_, false);
       copy = std::exchange(copy_, false);
       changes.swap(pending_);
-      take_step = (single_ > 0 || !paused_) && next_.state != RunState::kDone &&
-                  next_.state != RunState::kFailed;
-      if (take_step && single_ > 0 && paused_) --single_;
-      // A finished run stays finished: a change or a save after the last step runs no step.
-      if (next_.state != RunState::kDone && next_.state != RunState::kFailed)
-        next_.state = paused_ && single_ == 0 ? RunState::kPaused : RunState::kRunning;
     }
     std::string msg;
     for (OptionChange c : changes) {
@@ -177,6 +173,8 @@ void LiveRun::work() {
       next_.changes.push_back(c);
       msg = fmt::format("set {}={} after step {}", c.key, c.value, c.step);
     }
+    const bool pair_items = pair_due();
+    if (pair_items) apply_pair_items(&msg, &save);
     if (save) {
       trainer_->save_checkpoint();
       next_.last_saved = trainer_->step();
@@ -188,8 +186,33 @@ void LiveRun::work() {
       copied_ = std::move(w);
       copy_cv_.notify_all();
     }
+    auto wants_step = [&] {  // mu_ held
+      return (single_ > 0 || !paused_) && next_.state != RunState::kDone &&
+             next_.state != RunState::kFailed;
+    };
+    bool take_step = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      take_step = wants_step();
+    }
+    // Compare mode: wait for the other run to finish this step's predecessor (lockstep.h). An
+    // item falling due or a stop ends the wait without a step; the loop takes it from the top.
+    if (take_step && pair_ && !pair_->begin(side_, trainer_->step(), stopping_)) {
+      if (!changes.empty() || save || pair_items) publish(msg);
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const bool still = wants_step();
+      if (take_step && !still && pair_) pair_->finished(side_, trainer_->step());  // not begun
+      take_step = take_step && still;
+      if (take_step && single_ > 0 && paused_) --single_;
+      // A finished run stays finished: a change or a save after the last step runs no step.
+      if (next_.state != RunState::kDone && next_.state != RunState::kFailed)
+        next_.state = paused_ && single_ == 0 ? RunState::kPaused : RunState::kRunning;
+    }
     if (!take_step) {
-      if (!copy || save || !changes.empty()) publish(msg);
+      if (!copy || save || !changes.empty() || pair_items) publish(msg);
       continue;
     }
     // --replay: the logged changes made before this step, applied and logged again.
@@ -207,6 +230,7 @@ void LiveRun::work() {
       next_.state = RunState::kFailed;
       publish(fmt::format("{}; the last good checkpoint (step {}) is in {}", e.what(),
                           next_.last_saved, next_.save));
+      if (pair_) pair_->ended(side_);  // the other run goes on alone
       continue;
     }
     const TrainOptions& o = trainer_->options();
@@ -231,6 +255,7 @@ void LiveRun::work() {
       next_.state = paused_ && single_ == 0 ? RunState::kPaused : RunState::kRunning;
     }
     publish(msg);
+    if (pair_) pair_->finished(side_, trainer_->step());
   }
   // Stop: keep the last step's checkpoint.
   if (next_.last_saved != trainer_->step()) {
@@ -240,6 +265,7 @@ void LiveRun::work() {
   if (next_.state != RunState::kDone && next_.state != RunState::kFailed)
     next_.state = RunState::kStopped;
   publish(fmt::format("stopped after step {}; checkpoint in {}", trainer_->step(), next_.save));
+  if (pair_) pair_->ended(side_);
   std::lock_guard<std::mutex> lock(mu_);
   busy_ = false;
   exited_ = true;
@@ -311,7 +337,40 @@ void LiveRun::stop() {
     stop_ = true;
     cv_.notify_all();
   }
+  stopping_ = true;
+  if (pair_) pair_->wake();  // a worker waiting for the other run in Lockstep::begin
   if (worker_.joinable()) worker_.join();
+}
+
+void LiveRun::wake() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cv_.notify_all();
+}
+
+void LiveRun::apply_pair_items(std::string* msg, bool* save) {
+  for (const Lockstep::Item& it : pair_->take_due(side_, trainer_->step())) {
+    switch (it.kind) {
+      case Lockstep::Kind::kChange: {
+        OptionChange c = it.change;
+        c.step = trainer_->step();
+        apply_change(trainer_->mutable_options(), c);
+        log_change(trainer_->options().save, c);
+        next_.changes.push_back(c);
+        *msg = fmt::format("set {}={} after step {}", c.key, c.value, c.step);
+        break;
+      }
+      case Lockstep::Kind::kPause:
+      case Lockstep::Kind::kStep: {
+        std::lock_guard<std::mutex> lock(mu_);
+        paused_ = true;
+        single_ = it.kind == Lockstep::Kind::kStep ? it.steps : 0;
+        break;
+      }
+      case Lockstep::Kind::kSave:
+        *save = true;
+        break;
+    }
+  }
 }
 
 std::shared_ptr<const TrainSnapshot> LiveRun::snapshot() const {
@@ -331,7 +390,8 @@ std::shared_ptr<const TrainSnapshot> LiveRun::wait_idle() {
     const bool finished =
         st == RunState::kDone || st == RunState::kFailed || st == RunState::kStopped;
     // A finished run never works again (queued steps are dropped), busy or not.
-    return finished || (!busy_ && paused_ && single_ == 0 && pending_.empty() && !save_);
+    return finished ||
+           (!busy_ && paused_ && single_ == 0 && pending_.empty() && !save_ && !pair_due());
   });
   return snap_;
 }

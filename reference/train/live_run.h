@@ -6,6 +6,7 @@
 // same changes (`dsv3 train --replay LOG`) give the same weights bit for bit.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "reference/train/changes.h"
+#include "reference/train/lockstep.h"
 #include "reference/train/trainer.h"
 
 namespace dsv3::train {
@@ -82,7 +84,10 @@ class LiveRun {
   // Builds the Trainer on the calling thread (TrainError on bad options) and starts the worker,
   // paused when `start_paused`. `opt.changes` (--replay) are applied before the steps they name,
   // as `dsv3 train --replay` does, and logged again.
-  explicit LiveRun(TrainOptions opt, bool start_paused = false);
+  // With `pair`, this run is side `side` (0 or 1) of two compare runs that step together
+  // (lockstep.h); the pair's controls then go through `pair->schedule`.
+  explicit LiveRun(TrainOptions opt, bool start_paused = false,
+                   std::shared_ptr<Lockstep> pair = nullptr, int side = 0);
   ~LiveRun();  // stop() without waiting for more steps
   LiveRun(const LiveRun&) = delete;
   LiveRun& operator=(const LiveRun&) = delete;
@@ -104,12 +109,15 @@ class LiveRun {
   // Blocks until the worker has nothing to do (paused with no queued work, done, stopped or
   // failed); returns the snapshot then. For tests and `train step --wait`.
   std::shared_ptr<const TrainSnapshot> wait_idle();
+  void wake();  // the worker looks again (Lockstep)
 
  private:
   void work();
   void publish(const std::string& message);  // called by the worker with mu_ NOT held
   void measure_domains();
-  bool has_work() const;                                  // mu_ held
+  bool has_work() const;  // mu_ held
+  bool pair_due() const { return pair_ && pair_->has_due(side_); }
+  void apply_pair_items(std::string* msg, bool* save);    // the worker, mu_ NOT held
   std::shared_ptr<const WeightsAt> copy_weights() const;  // worker, or after it ended
 
   std::unique_ptr<Trainer> trainer_;
@@ -127,6 +135,10 @@ class LiveRun {
   std::deque<OptionChange> pending_;
   std::shared_ptr<const TrainSnapshot> snap_;
   uint64_t version_ = 0;
+
+  std::shared_ptr<Lockstep> pair_;
+  int side_ = 0;
+  std::atomic<bool> stopping_{false};  // stop() asked: ends a wait in Lockstep::begin
 
   TrainSnapshot next_;  // the worker's copy, published by value
   std::thread worker_;
