@@ -302,7 +302,8 @@ json eval(const Expr& e, const Env& env) {
       json v = eval(*e.kids[0], env);
       json i = eval(*e.kids[1], env);
       if (v.is_object() && i.is_string()) {
-        if (!v.contains(i.get<std::string>())) throw std::runtime_error("no field " + i.dump());
+        if (!v.contains(i.get<std::string>()))
+          throw std::runtime_error("no field " + short_dump(i));
         return v.at(i.get<std::string>());
       }
       if (!v.is_array())

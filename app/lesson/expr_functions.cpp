@@ -17,7 +17,9 @@ namespace dsv3::app::lesson {
 using nlohmann::json;
 
 std::string short_dump(const json& v) {
-  std::string s = v.dump();
+  // A string of the lesson's own text may hold any bytes: invalid UTF-8 is shown as U+FFFD
+  // (dump() would throw; found by the lesson_expr fuzzer).
+  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
   return s.size() > 60 ? s.substr(0, 57) + "..." : s;
 }
 
