@@ -232,10 +232,10 @@ Output train_cmd(Session& s, const Args& a, const Context& ctx) {
         throw CommandError(fmt::format("train weights: {}", e.what()));
       }
     } else if (action == "pause") {
-      runs(s);
+      live(s);  // a run to steer, or the one-line error
       s.pause_training();
     } else if (action == "resume") {
-      runs(s);
+      live(s);
       s.resume_training();
     } else if (action == "step") {
       int64_t n = 1;
@@ -259,17 +259,17 @@ Output train_cmd(Session& s, const Args& a, const Context& ctx) {
       for (auto* r : runs(s)) r->wait_idle();
     } else if (action == "set") {
       if (words.empty()) throw CommandError("train set: KEY=VALUE (gamma lambda alpha lr balance)");
+      live(s);
       for (const std::string& w : words) {
         const size_t eq = w.find('=');
         if (eq == std::string::npos)
           throw CommandError(fmt::format("train set: '{}' is not KEY=VALUE", w));
-        runs(s);
         s.set_training({0, w.substr(0, eq), w.substr(eq + 1)});
       }
       for (auto* r : runs(s))
         if (r->snapshot()->state == train::RunState::kPaused) r->wait_idle();
     } else if (action == "save") {
-      runs(s);
+      live(s);
       s.save_training();
       for (auto* r : runs(s)) r->wait_idle();
     } else if (action == "stop") {
