@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <string>
 #include <thread>
 
@@ -50,14 +51,23 @@ class TmuxLesson : public ::testing::Test {
   std::string screen() { return capture(tmux() + " capture-pane -p -t lesson"); }
   void keys(const std::string& k) { std::system((tmux() + " send-keys -t lesson " + k).c_str()); }
   // Waits until the screen shows `text` (up to 20 s); returns the last screen.
-  std::string wait_for(const std::string& text) {
+  std::string wait_for(const std::string& text) { return wait_for_all({text}); }
+  // Waits until the screen shows every one of `texts` at once (up to 20 s). A frame is drawn in
+  // pieces (the status line may arrive before a step's body), so a test that checks several
+  // parts of one frame waits for all of them rather than capturing after the first.
+  std::string wait_for_all(std::initializer_list<std::string> texts) {
     std::string s;
     for (int i = 0; i < 200; ++i) {
       s = screen();
-      if (s.find(text) != std::string::npos) return s;
+      bool all = true;
+      for (const auto& t : texts) all = all && s.find(t) != std::string::npos;
+      if (all) return s;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    ADD_FAILURE() << "never saw '" << text << "' on:\n" << s;
+    std::string missing;
+    for (const auto& t : texts)
+      if (s.find(t) == std::string::npos) missing += " '" + t + "'";
+    ADD_FAILURE() << "never saw" << missing << " on:\n" << s;
     return s;
   }
 
@@ -66,33 +76,24 @@ class TmuxLesson : public ::testing::Test {
 };
 
 TEST_F(TmuxLesson, StepsForwardAndBackAndLeaves) {
-  std::string s = wait_for("step 1/");
-  EXPECT_NE(s.find("dsv3 lesson 3"), std::string::npos) << s;
-  EXPECT_NE(s.find("1. Shared and routed experts"), std::string::npos) << s;
-  EXPECT_NE(s.find("› info"), std::string::npos) << s;
-  EXPECT_NE(s.find("q leave"), std::string::npos) << s;
+  wait_for_all({"step 1/", "dsv3 lesson 3", "1. Shared and routed experts", "› info", "q leave"});
 
   keys("Right");
-  s = wait_for("step 2/");
-  EXPECT_NE(s.find("2. Affinities"), std::string::npos) << s;
-  EXPECT_NE(s.find("› route 1"), std::string::npos) << s;
+  wait_for_all({"step 2/", "2. Affinities", "› route 1"});
 
   keys("Space");
-  s = wait_for("step 3/");
-  EXPECT_NE(s.find("3. Group-limited routing"), std::string::npos) << s;
+  wait_for_all({"step 3/", "3. Group-limited routing"});
 
   keys("Left");
-  s = wait_for("step 2/");
-  EXPECT_NE(s.find("2. Affinities"), std::string::npos) << s;
+  wait_for_all({"step 2/", "2. Affinities"});
 
   keys("r");
-  s = wait_for("re-run from a fresh session");
-  EXPECT_NE(s.find("step 2/"), std::string::npos) << s;
+  wait_for_all({"re-run from a fresh session", "step 2/"});
 
   keys("Left");
-  s = wait_for("step 1/");
+  wait_for("step 1/");
   keys("Left");
-  s = wait_for("this is the first step");
+  wait_for("this is the first step");
 
   keys("q");
   for (int i = 0; i < 100 && !fs::exists(status_file_); ++i)
@@ -119,9 +120,7 @@ TEST_F(TmuxLesson, NOpensTheNextLesson) {
   keys("Right");
   wait_for("step 2/");
   keys("n");
-  std::string s = wait_for("dsv3 lesson 4");
-  s = wait_for("step 1/");
-  EXPECT_NE(s.find("n next lesson"), std::string::npos) << s;
+  wait_for_all({"dsv3 lesson 4", "step 1/", "n next lesson"});
   keys("q");
 }
 
@@ -132,14 +131,13 @@ class TmuxLessonByName : public TmuxLesson {
 };
 
 TEST_F(TmuxLessonByName, OpensByNameAndStopsAfterTheLast) {
-  std::string s = wait_for("dsv3 lesson 7");
+  wait_for("dsv3 lesson 7");
   keys("n");
-  s = wait_for("dsv3 lesson 8");
+  wait_for("dsv3 lesson 8");
   keys("n");
-  s = wait_for("dsv3 lesson 9");
+  wait_for("dsv3 lesson 9");
   keys("n");
-  s = wait_for("this is the last lesson");
-  EXPECT_NE(s.find("dsv3 lesson 9"), std::string::npos) << s;
+  wait_for_all({"this is the last lesson", "dsv3 lesson 9"});
   keys("q");
 }
 
@@ -152,13 +150,11 @@ class TmuxExplorer : public TmuxLesson {
 TEST_F(TmuxExplorer, ColonLessonOpensThePlayerAndReturns) {
   wait_for("1 Routing");
   keys("':lesson 3' Enter");
-  std::string s = wait_for("step 1/");
-  EXPECT_NE(s.find("dsv3 lesson 3"), std::string::npos) << s;
+  wait_for_all({"step 1/", "dsv3 lesson 3"});
   keys("Right");
   wait_for("step 2/");
   keys("q");
-  s = wait_for("left lesson 3");
-  EXPECT_NE(s.find("1 Routing"), std::string::npos) << s;
+  wait_for_all({"left lesson 3", "1 Routing"});
   keys("q");
   for (int i = 0; i < 100 && !fs::exists(status_file_); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
