@@ -20,6 +20,9 @@ all=(safetensors_file safetensors_index config_json tokenizer_json lesson_file l
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all[@]}"); fi
 
 out=${DSV3_FUZZ_DIR:-build-fuzz}
+# command_line opens a session on the tiny model: its data is this checkout's, wherever the
+# binaries were built (or carried to).
+export DSV3_DATA_DIR=${DSV3_DATA_DIR:-$PWD}
 if [ "${DSV3_FUZZ_NO_BUILD:-0}" != 1 ]; then
   if [ "$out" = build-fuzz ]; then
     cmake --preset fuzz >/dev/null

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -229,10 +230,18 @@ int lesson_expr(const uint8_t* data, size_t size) {
 }
 
 int command_line(const uint8_t* data, size_t size) {
+  // The session is the fuzzer's set-up, not its input: if it cannot open (no tiny-configs/ found
+  // beside the binary or in DSV3_DATA_DIR), say so once and stop, rather than let libFuzzer
+  // report the same exception as a crash of every input.
   static app::Session* session = [] {
-    app::SessionOptions o;
-    o.prompt = "Hi.";
-    return new app::Session(o);
+    try {
+      app::SessionOptions o;
+      o.prompt = "Hi.";
+      return new app::Session(o);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "fuzz_command_line: cannot open the tiny-model session: %s\n", e.what());
+      std::_Exit(2);  // not exit(): libFuzzer reports an exit from a target as a crash
+    }
   }();
   const app::Registry& reg = app::registry();
   const std::string_view text = as_text(data, size);
