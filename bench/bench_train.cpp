@@ -398,13 +398,23 @@ void BM_TrainForwardBackward(benchmark::State& state, int i) {
 
 // Zeroing the gradient buffer in place, as Trainer::train_step does at the start of each step
 // (the buffer lives as long as the trainer; the backward adds into it).
-void BM_TrainZeroGrad(benchmark::State& state, int i) {
+// `serial` is the single-threaded setZero per tensor that train::zero_grad replaced.
+void BM_TrainZeroGrad(benchmark::State& state, int i, bool serial) {
   Run& r = get(i);
   model::ModelWeights grad = train::zeros_like(r.c, r.w);
   timed_loop(state, [&] {
-    model::visit_model(r.c, grad, [](const std::string&, auto& t) { t.setZero(); });
+    if (serial)
+      model::visit_model(r.c, grad, [](const std::string&, auto& t) { t.setZero(); });
+    else
+      train::zero_grad(r.c, grad);
     benchmark::DoNotOptimize(grad.embed_tokens.data());
   });
+}
+void BM_TrainZeroGradSerial(benchmark::State& state, int i) {
+  BM_TrainZeroGrad(state, i, true);
+}
+void BM_TrainZeroGradParallel(benchmark::State& state, int i) {
+  BM_TrainZeroGrad(state, i, false);
 }
 
 // The optimizer alone, as Trainer::train_step runs it: the global gradient norm, AdamW reading
@@ -423,13 +433,31 @@ void BM_TrainOptimizer(benchmark::State& state, int i) {
   set_bytes(state, "peak", peak);
 }
 
+// AdamW alone (clip scale folded in), the trainer's fast form against the element-by-element
+// loop it is checked against (bit-identical; Optimizer.FastAdamWEqualsThePlainLoopBitForBit).
+void BM_AdamW(benchmark::State& state, int i, bool fast) {
+  Run& r = get(i);
+  timed_loop(state, [&] {
+    if (fast)
+      train::adamw_step(r.c, r.w, r.grad0, r.adam, r.opt.lr, r.opt.adamw, 0.5f);
+    else
+      train::adamw_step_plain(r.c, r.w, r.grad0, r.adam, r.opt.lr, r.opt.adamw, 0.5f);
+  });
+}
+void BM_AdamWPlain(benchmark::State& state, int i) {
+  BM_AdamW(state, i, false);
+}
+void BM_AdamWFast(benchmark::State& state, int i) {
+  BM_AdamW(state, i, true);
+}
+
 // One full step, in the order of Trainer::train_step (minus its batch read and logging): zero
 // the gradient buffer, loss and gradient, norm, AdamW with the clip scale, bias update.
 void BM_TrainStep(benchmark::State& state, int i) {
   Run& r = get(i);
   model::ModelWeights grad = train::zeros_like(r.c, r.w);
   const int64_t peak = timed_loop(state, [&] {
-    model::visit_model(r.c, grad, [](const std::string&, auto& t) { t.setZero(); });
+    train::zero_grad(r.c, grad);
     train::LossParts loss = train::loss_and_grad<float>(r.c, r.rope, r.w, r.batch, r.obj, &grad);
     const double norm = train::grad_norm(r.c, grad);
     train::adamw_step(r.c, r.w, grad, r.adam, r.opt.lr, r.opt.adamw,
@@ -469,8 +497,11 @@ void BM_EigenGemm(benchmark::State& state) {
 
 DSV3_TRAIN_BENCH(BM_TrainForward);
 DSV3_TRAIN_BENCH(BM_TrainForwardBackward);
-DSV3_TRAIN_BENCH(BM_TrainZeroGrad);
+DSV3_TRAIN_BENCH(BM_TrainZeroGradSerial);
+DSV3_TRAIN_BENCH(BM_TrainZeroGradParallel);
 DSV3_TRAIN_BENCH(BM_TrainOptimizer);
+DSV3_TRAIN_BENCH(BM_AdamWPlain);
+DSV3_TRAIN_BENCH(BM_AdamWFast);
 DSV3_TRAIN_BENCH(BM_TrainStep);
 
 BENCHMARK(BM_EigenGemm)

@@ -327,7 +327,7 @@ StepRecord Trainer::train_step() {
   Batch batch = data_->train_batch(k, opt_.batch, opt_.seq_len, opt_.seed);
   if (grad_.layers.empty()) grad_ = zeros_like(config_, weights_);
   model::ModelWeights& grad = grad_;
-  model::visit_model(config_, grad, [](const std::string&, auto& t) { t.setZero(); });
+  zero_grad(config_, grad);
   Objective obj = opt_.objective;
   obj.mtp_lambda = r.mtp_lambda = opt_.mtp_lambda_at(k);
   r.bias_gamma = opt_.bias_gamma_at(k);
