@@ -81,6 +81,24 @@ void BM_Prefill(benchmark::State& state, const std::string& name, AttnImpl impl)
 }
 
 // The same-sized plain Eigen GEMM, for an achievable GFLOP/s on this machine.
+// Random initialisation of a whole model (Model::load of a config without a checkpoint: every
+// weight drawn from the counter-based normal generator, weights.cpp), tensors allocated too.
+void BM_RandomWeights(benchmark::State& state, const std::string& name) {
+  const model::Config c = model::resolve_config(name);
+  double floats = 0;
+  for (auto _ : state) {
+    model::ModelWeights w = model::random_weights(c, 0);
+    benchmark::DoNotOptimize(w.lm_head.data());
+    state.PauseTiming();
+    floats = 0;
+    model::visit_model(c, w, [&](const std::string&, const auto& t) { floats += t.size(); });
+    state.ResumeTiming();
+  }
+  state.counters["Mfloats"] = floats / 1e6;
+  state.counters["floats/s"] =
+      benchmark::Counter(floats, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void BM_EigenGemm(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
   Mat a = Mat::Random(n, n), b = Mat::Random(n, n), c(n, n);
@@ -124,6 +142,7 @@ BENCHMARK_CAPTURE(BM_Prefill, small_absorbed, "small", AttnImpl::kAbsorbed)
 BENCHMARK_CAPTURE(BM_Prefill, small_naive, "small", AttnImpl::kNaive)
     ->Arg(256)
     ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_RandomWeights, small, "small")->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_EigenGemm)->Arg(1024)->Unit(benchmark::kMillisecond);
 BENCHMARK(dsv3::bench::BM_CopyBandwidth)->Unit(benchmark::kMillisecond);
 

@@ -9,6 +9,7 @@
 
 #include "reference/io/safetensors.h"
 #include "reference/model/memory.h"
+#include "reference/model/normal.h"
 
 namespace dsv3::model {
 
@@ -22,33 +23,12 @@ struct Overload : F... {
 template <class... F>
 Overload(F...) -> Overload<F...>;
 
-// splitmix64: a per-tensor seed from the model seed and the tensor name, so the weights do not
-// depend on visiting order or thread count.
-uint64_t splitmix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
+// A tensor's seed is splitmix64(seed ^ name_hash(name)): from the model seed and the tensor
+// name, so the weights do not depend on visiting order.
 uint64_t name_hash(const std::string& s) {
   uint64_t h = 1469598103934665603ull;  // FNV-1a
   for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
   return h;
-}
-
-// Standard normal samples from a counter-based generator (identical on every platform).
-void fill_normal(float* out, int64_t n, uint64_t seed, float stddev) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; i += 2) {
-    uint64_t a = splitmix(seed ^ static_cast<uint64_t>(i));
-    uint64_t b = splitmix(a);
-    double u1 = (static_cast<double>(a >> 11) + 1.0) * (1.0 / 9007199254740993.0);
-    double u2 = static_cast<double>(b >> 11) * (1.0 / 9007199254740992.0);
-    double r = std::sqrt(-2.0 * std::log(u1));
-    out[i] = static_cast<float>(r * std::cos(2.0 * M_PI * u2)) * stddev;
-    if (i + 1 < n) out[i + 1] = static_cast<float>(r * std::sin(2.0 * M_PI * u2)) * stddev;
-  }
 }
 
 // transformers v5 saves the routed experts of a layer fused: "mlp.experts.gate_up_proj"
@@ -88,37 +68,45 @@ bool read_fused_expert(const io::Checkpoint& ckpt, const std::string& name, Mat&
 ModelWeights random_weights(const Config& c, uint64_t seed) {
   check_weights_fit(c, c.num_nextn_predict_layers);  // refuse before allocating (memory.h)
   ModelWeights w;
-  alloc_model(c, w, c.num_nextn_predict_layers);
+  alloc_model(c, w, c.num_nextn_predict_layers, /*zero=*/false);  // every matrix drawn below
+  std::vector<NormalFill> fills;  // drawn in one parallel loop (normal.h)
+  std::vector<Vec*> norms;
   auto mat = [&](const std::string& name, Mat& m) {
     // Embedding rows N(0, 1); projections N(0, 1/in) so activations keep their scale.
     float stddev = name.find("embed_tokens") != std::string::npos
                        ? 1.0f
                        : 1.0f / std::sqrt(static_cast<float>(m.cols()));
-    fill_normal(m.data(), m.size(), splitmix(seed ^ name_hash(name)), stddev);
+    fills.push_back({m.data(), m.size(), splitmix64(seed ^ name_hash(name)), stddev});
   };
   auto vec = [&](const std::string& name, Vec& x) {
+    const uint64_t s = splitmix64(seed ^ name_hash(name));
     if (name.find("e_score_correction_bias") != std::string::npos) {
       // Small biases, as a trained model's would be relative to sigmoid scores.
-      fill_normal(x.data(), x.size(), splitmix(seed ^ name_hash(name)), 0.02f);
+      fills.push_back({x.data(), x.size(), s, 0.02f});
     } else {
-      // Norm weights near 1.
-      fill_normal(x.data(), x.size(), splitmix(seed ^ name_hash(name)), 0.1f);
-      x.array() += 1.0f;
+      // Norm weights near 1: 1 + N(0, 0.1^2).
+      fills.push_back({x.data(), x.size(), s, 0.1f});
+      norms.push_back(&x);
     }
   };
   visit_model(c, w, Overload{mat, vec});
+  fill_normal(fills);
+  for (Vec* x : norms) x->array() += 1.0f;
   return w;
 }
 
 ModelWeights init_weights(const Config& c, uint64_t seed, double stddev) {
   ModelWeights w;
-  alloc_model(c, w, c.num_nextn_predict_layers);  // norms 1, biases 0
+  // Norms 1, biases 0; every matrix is drawn below.
+  alloc_model(c, w, c.num_nextn_predict_layers, /*zero=*/false);
+  std::vector<NormalFill> fills;
   visit_model(c, w,
               Overload{[&](const std::string& name, Mat& m) {
-                         fill_normal(m.data(), m.size(), splitmix(seed ^ name_hash(name)),
-                                     static_cast<float>(stddev));
+                         fills.push_back({m.data(), m.size(), splitmix64(seed ^ name_hash(name)),
+                                          static_cast<float>(stddev)});
                        },
                        [](const std::string&, Vec&) {}});
+  fill_normal(fills);
   return w;
 }
 

@@ -79,8 +79,9 @@ using LayerWeights = LayerWeightsT<float>;
 using MtpWeights = MtpWeightsT<float>;
 using ModelWeights = ModelWeightsT<float>;
 
-// Deterministic random weights for a config (normal(0, 0.02) matrices, unit norms,
-// small random correction biases), the same for the same seed on every machine.
+// Deterministic random weights for a config: embedding N(0, 1), projections N(0, 1/in), norm
+// weights 1 + N(0, 0.1^2), correction biases N(0, 0.02^2), drawn by fill_normal (normal.h): the
+// same for the same seed on every machine and for any thread count.
 ModelWeights random_weights(const Config& c, uint64_t seed);
 
 // Training initialisation (V3 §4.2: "All learnable parameters are randomly initialized with a
@@ -99,63 +100,72 @@ void save_weights(const Config& c, const ModelWeights& w, const std::string& pat
 
 // Allocates every tensor of the layout with its shape: matrices zero, norm weights one,
 // correction biases zero. mtp_depth modules sit at layer index num_hidden_layers + k.
+// With zero = false the matrices are left unset, for a caller that writes every one of them
+// (random_weights, init_weights): zeroing 1.2 GB on one thread first would cost more than
+// drawing them (issue 18).
 template <class S>
-void alloc_ffn(FfnWeightsT<S>& f, int64_t d, int64_t inter) {
-  f.gate_proj = MatT<S>::Zero(inter, d);
-  f.up_proj = MatT<S>::Zero(inter, d);
-  f.down_proj = MatT<S>::Zero(d, inter);
+MatT<S> alloc_mat(int64_t rows, int64_t cols, bool zero) {
+  return zero ? MatT<S>::Zero(rows, cols) : MatT<S>(rows, cols);
 }
 
 template <class S>
-void alloc_layer(const Config& c, LayerWeightsT<S>& w, bool moe) {
+void alloc_ffn(FfnWeightsT<S>& f, int64_t d, int64_t inter, bool zero = true) {
+  f.gate_proj = alloc_mat<S>(inter, d, zero);
+  f.up_proj = alloc_mat<S>(inter, d, zero);
+  f.down_proj = alloc_mat<S>(d, inter, zero);
+}
+
+template <class S>
+void alloc_layer(const Config& c, LayerWeightsT<S>& w, bool moe, bool zero = true) {
   const int64_t d = c.hidden_size, h = c.num_attention_heads;
   w.input_layernorm = VecT<S>::Ones(d);
   w.post_attention_layernorm = VecT<S>::Ones(d);
   AttentionWeightsT<S>& a = w.attn;
   if (c.q_lora_rank > 0) {
-    a.q_a_proj = MatT<S>::Zero(c.q_lora_rank, d);
+    a.q_a_proj = alloc_mat<S>(c.q_lora_rank, d, zero);
     a.q_a_layernorm = VecT<S>::Ones(c.q_lora_rank);
-    a.q_b_proj = MatT<S>::Zero(h * c.qk_head_dim(), c.q_lora_rank);
+    a.q_b_proj = alloc_mat<S>(h * c.qk_head_dim(), c.q_lora_rank, zero);
   } else {
-    a.q_proj = MatT<S>::Zero(h * c.qk_head_dim(), d);
+    a.q_proj = alloc_mat<S>(h * c.qk_head_dim(), d, zero);
   }
-  a.kv_a_proj_with_mqa = MatT<S>::Zero(c.kv_lora_rank + c.qk_rope_head_dim, d);
+  a.kv_a_proj_with_mqa = alloc_mat<S>(c.kv_lora_rank + c.qk_rope_head_dim, d, zero);
   a.kv_a_layernorm = VecT<S>::Ones(c.kv_lora_rank);
-  a.kv_b_proj = MatT<S>::Zero(h * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank);
-  a.o_proj = MatT<S>::Zero(d, h * c.v_head_dim);
+  a.kv_b_proj = alloc_mat<S>(h * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank, zero);
+  a.o_proj = alloc_mat<S>(d, h * c.v_head_dim, zero);
   if (moe) {
     MoeWeightsT<S> m;
-    m.gate = MatT<S>::Zero(c.n_routed_experts, d);
+    m.gate = alloc_mat<S>(c.n_routed_experts, d, zero);
     if (c.has_correction_bias()) m.e_score_correction_bias = VecT<S>::Zero(c.n_routed_experts);
     m.experts.resize(c.n_routed_experts);
-    for (FfnWeightsT<S>& e : m.experts) alloc_ffn(e, d, c.moe_intermediate_size);
+    for (FfnWeightsT<S>& e : m.experts) alloc_ffn(e, d, c.moe_intermediate_size, zero);
     if (c.n_shared_experts > 0) {
       m.shared.emplace();
-      alloc_ffn(*m.shared, d, c.moe_intermediate_size * c.n_shared_experts);
+      alloc_ffn(*m.shared, d, c.moe_intermediate_size * c.n_shared_experts, zero);
     }
     w.moe = std::move(m);
   } else {
     w.dense.emplace();
-    alloc_ffn(*w.dense, d, c.intermediate_size);
+    alloc_ffn(*w.dense, d, c.intermediate_size, zero);
   }
 }
 
 template <class S>
-void alloc_model(const Config& c, ModelWeightsT<S>& w, int64_t mtp_depth) {
+void alloc_model(const Config& c, ModelWeightsT<S>& w, int64_t mtp_depth, bool zero = true) {
   const int64_t d = c.hidden_size;
-  w.embed_tokens = MatT<S>::Zero(c.vocab_size, d);
+  w.embed_tokens = alloc_mat<S>(c.vocab_size, d, zero);
   w.layers.assign(c.num_hidden_layers, {});
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) alloc_layer(c, w.layers[l], c.is_moe_layer(l));
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    alloc_layer(c, w.layers[l], c.is_moe_layer(l), zero);
   w.norm = VecT<S>::Ones(d);
-  w.lm_head = MatT<S>::Zero(c.vocab_size, d);
+  w.lm_head = alloc_mat<S>(c.vocab_size, d, zero);
   w.mtp.assign(mtp_depth, {});
   for (MtpWeightsT<S>& m : w.mtp) {
     m.enorm = VecT<S>::Ones(d);
     m.hnorm = VecT<S>::Ones(d);
-    m.eh_proj = MatT<S>::Zero(d, 2 * d);
+    m.eh_proj = alloc_mat<S>(d, 2 * d, zero);
     m.shared_head_norm = VecT<S>::Ones(d);
     // The MTP block is a MoE block whenever the model has routed experts (V3 layer 61).
-    alloc_layer(c, m.block, c.n_routed_experts > 0);
+    alloc_layer(c, m.block, c.n_routed_experts > 0, zero);
   }
 }
 
