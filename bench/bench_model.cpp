@@ -80,7 +80,6 @@ void BM_Prefill(benchmark::State& state, const std::string& name, AttnImpl impl)
   state.SetItemsProcessed(state.iterations() * T);
 }
 
-// The same-sized plain Eigen GEMM, for an achievable GFLOP/s on this machine.
 // Random initialisation of a whole model (Model::load of a config without a checkpoint: every
 // weight drawn from the counter-based normal generator, weights.cpp), tensors allocated too.
 void BM_RandomWeights(benchmark::State& state, const std::string& name) {
@@ -99,6 +98,7 @@ void BM_RandomWeights(benchmark::State& state, const std::string& name) {
       benchmark::Counter(floats, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The same-sized plain Eigen GEMM, for an achievable GFLOP/s on this machine.
 void BM_EigenGemm(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
   Mat a = Mat::Random(n, n), b = Mat::Random(n, n), c(n, n);
