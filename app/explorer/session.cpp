@@ -123,7 +123,7 @@ int Session::step(int n, const Progress& given) {
     if (cursor_ + 1 >= computed()) compute_next();
     ++cursor_;
     ++moved;
-    if (n > 1 && progress && !progress(moved, n)) break;
+    if (progress && moved < n && !progress(moved, n)) break;
   }
   return moved;
 }
@@ -150,7 +150,7 @@ int Session::generate(int n, const Progress& given) {
     compute_next();
     ++cursor_;
     ++done;
-    if (n > 1 && progress && !progress(done, n)) break;
+    if (progress && done < n && !progress(done, n)) break;
   }
   return done;
 }
@@ -416,7 +416,7 @@ int Session::mtp_steps(int n, int* tokens, const Progress& given) {
   while (done < n) {
     *tokens += mtp_step();
     ++done;
-    if (n > 1 && progress && !progress(done, n)) break;
+    if (progress && done < n && !progress(done, n)) break;
   }
   return done;
 }

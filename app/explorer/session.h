@@ -90,6 +90,8 @@ class Session {
 
   // Progress reporting for long steps and generations, set by the front end (the TUI draws a
   // progress line and stops at a key press); used when a call passes no Progress of its own.
+  // It is called between units of work only, never after the last: there is nothing left to
+  // stop, and a key the user typed for what comes next must not be taken as "stop".
   void set_progress_hook(Progress p) { progress_hook_ = std::move(p); }
   // True while the ncurses explorer shows the panels: they name its keys (", . choose").
   // Otherwise (REPL, `dsv3 exec`, lessons, tests) they name the commands that do the same.

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <vector>
 
 #include "app/commands/registry.h"
 #include "app/explorer/session.h"
@@ -210,6 +211,38 @@ TEST(LiveMtp, ManyStepsReportProgressAndStopWhenAsked) {
   EXPECT_EQ(calls, 3);
   EXPECT_EQ(s.speculative()->stats().steps, 3);
   EXPECT_EQ(tokens, static_cast<int>(s.speculative()->output().size()));
+}
+
+// Progress is reported between units of work, never after the last one: the TUI's progress
+// call reads a key to stop on, and after the last unit that key belongs to the user's next
+// command (a ':' typed as `step 2` finished was eaten, and the rest ran as panel keys).
+TEST(LiveSession, ProgressIsReportedBetweenStepsNeverAfterTheLast) {
+  Session s(short_prompt());
+  std::vector<int> seen;
+  auto record = [&](int d, int total) {
+    EXPECT_EQ(total, 3);
+    seen.push_back(d);
+    return true;
+  };
+  EXPECT_EQ(s.generate(3, record), 3);
+  EXPECT_EQ(seen, (std::vector<int>{1, 2}));
+  seen.clear();
+  s.go_to(s.computed() - 4);
+  EXPECT_EQ(s.step(3, record), 3);
+  EXPECT_EQ(seen, (std::vector<int>{1, 2}));
+  seen.clear();
+  int tokens = 0;
+  EXPECT_EQ(s.mtp_steps(3, &tokens, record), 3);
+  EXPECT_EQ(seen, (std::vector<int>{1, 2}));
+  // One unit: nothing to report.
+  seen.clear();
+  EXPECT_EQ(s.generate(1,
+                       [&](int d, int) {
+                         seen.push_back(d);
+                         return true;
+                       }),
+            1);
+  EXPECT_TRUE(seen.empty());
 }
 
 TEST(LiveMtp, AModelWithoutMtpModulesSaysSo) {
