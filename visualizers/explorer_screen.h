@@ -38,7 +38,7 @@ struct ScreenState {
   int input_cursor = 0;    // in code points of `input`
   std::string input_hint;  // completions of the word being typed, shown dim after the input
   std::string hints;       // the keys that matter now
-  std::string progress;    // "generating 3/16 · any key stops"
+  std::string progress;    // "computing 3/16 · position 9 · Esc stops"
   std::optional<Popup> popup;
   const model::Config* real = nullptr;  // the 671B config for the KV panel
 };

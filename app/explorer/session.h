@@ -154,7 +154,7 @@ class Session {
   // Returns the number of tokens appended; throws std::runtime_error when the model has no
   // MTP module or the context is full.
   int mtp_step();
-  // n steps with progress reporting (the TUI's hook: any key stops); returns the steps run and
+  // n steps with progress reporting (the TUI's hook: Esc stops); returns the steps run and
   // adds the tokens appended to *tokens.
   int mtp_steps(int n, int* tokens, const Progress& progress = {});
   const model::SpeculativeDecoder* speculative() const { return spec_.get(); }

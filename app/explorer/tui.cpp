@@ -32,7 +32,7 @@ const std::vector<viz::KeyHelp>& key_table() {
       {"[ ]", "select the previous / next expert"},
       {"Tab S-Tab  z", "next / previous panel; z: active panel alone, full width"},
       {"1 … 9", "Routing, Load, KV, Attention, Pipeline, Logits, MTP, FP8, Train"},
-      {"g", "generate 16 tokens (any key stops; :generate N for more)"},
+      {"g", "generate 16 tokens (Esc stops; :generate N for more)"},
       {"a", "toggle attention: absorbed (caches c^KV, k^R) / naive (K, V)"},
       {"b  + -", "Load: balancing, γ up/down; MTP: + - draft depth; Pipeline: + - zoom"},
       {"m", "MTP: one speculative step (draft, verify in one pass, accept)"},
@@ -156,14 +156,42 @@ void Tui::draw() {
 }
 
 bool Tui::progress(int done, int total) {
-  st_.progress =
-      fmt::format("computing {}/{} · position {} · any key stops", done, total, s_.cursor());
+  st_.progress = fmt::format("computing {}/{} · position {} · Esc stops", done, total, s_.cursor());
   draw();
   st_.progress.clear();
+  // Read what was typed meanwhile without waiting. Esc stops the computation and is used up; any
+  // other key is typed ahead: it waits its turn, handled after the computation in the order typed
+  // (`:step 2` Enter `:back 1` Enter typed in one go does both). Ctrl-C stops and then quits.
+  bool stop = false;
   nodelay(stdscr, TRUE);
-  int ch = getch();
+  for (;;) {
+    TypedKey k;
+    int r = get_wch(&k.key);
+    if (r == ERR) break;
+    k.fn = r == KEY_CODE_YES;
+    if (k.fn && k.key == KEY_RESIZE) continue;  // the next frame is drawn at the new size
+    if (k.fn && k.key == KEY_MOUSE && getmouse(&k.mouse) != OK) continue;
+    if (!k.fn && k.key == 27) {
+      stop = true;
+      continue;
+    }
+    if (!k.fn && k.key == 3) stop = true;
+    typed_ahead_.push_back(k);
+  }
   timeout(200);
-  return ch == ERR && g_signal == 0;
+  return !stop && g_signal == 0;
+}
+
+int Tui::next_key(wint_t* key) {
+  if (typed_ahead_.empty()) return get_wch(key);
+  TypedKey k = typed_ahead_.front();
+  typed_ahead_.pop_front();
+  if (k.fn && k.key == KEY_MOUSE) {
+    ungetmouse(&k.mouse);  // queues KEY_MOUSE with its event for handle_mouse's getmouse
+    return get_wch(key);
+  }
+  *key = k.key;
+  return k.fn ? KEY_CODE_YES : OK;
 }
 
 void Tui::select_layer(int delta) {
@@ -259,7 +287,7 @@ int Tui::run() {
       // While a run trains, wake up often to redraw its newest snapshot (keys still wake at once).
       auto run = s_.train_snapshot();
       timeout(run && run->state == train::RunState::kRunning ? 40 : 200);
-      int r = get_wch(&key);
+      int r = next_key(&key);  // what was typed ahead during a computation first
       if (r == ERR) continue;
       bool keep = true;
       try {

@@ -6,6 +6,7 @@
 #include <curses.h>
 
 #include <atomic>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -48,7 +49,8 @@ class Tui {
     st_.message = std::move(msg);
     st_.message_error = error;
   }
-  bool progress(int done, int total);
+  bool progress(int done, int total);  // false: stop (Esc or Ctrl-C was pressed)
+  int next_key(wint_t* key);           // get_wch, after the keys typed ahead during a computation
   std::string hints() const;
   void adjust(int dir);         // + / -: γ (Load panel) or draft depth (MTP panel)
   void move_in_panel(int key);  // , . < >: pipeline time cursor or FP8 linear
@@ -68,6 +70,12 @@ class Tui {
   bool colour_started_ = false;
   int generate_n_ = 16;
   std::string last_find_;  // what `/` looked for last; `n` looks again from the cursor
+  struct TypedKey {
+    wint_t key = 0;
+    bool fn = false;  // a function key (KEY_CODE_YES)
+    MEVENT mouse{};   // the event of a KEY_MOUSE
+  };
+  std::deque<TypedKey> typed_ahead_;  // keys read by progress() while a computation ran
 };
 
 }  // namespace tui_impl

@@ -213,6 +213,33 @@ TEST(Explorer, CommandLineEditsAtTheCursor) {
   ASSERT_TRUE(t.wait_for("EXIT=0")) << t.screen();
 }
 
+// Keys pressed while `step N` or `generate N` computes are typed ahead, not lost: each burst below
+// reaches the explorer in one write, so the second command is already waiting when the first
+// one's progress check reads the keyboard. Esc stops a computation and is used up.
+TEST(Explorer, KeysTypedDuringAComputationWaitTheirTurnAndEscStops) {
+  if (!have_tmux()) GTEST_SKIP() << "tmux not installed";
+  Tmux t(kBin + " explore --prompt 'Hello MoE'");
+  ASSERT_TRUE(t.wait_for("pos 6/6")) << t.screen();
+  // Before the fix, the second ':' stopped `step 2` after one position and was eaten; "back 1"
+  // then ran as panel keys (b: balancing on, a: naive attention, k: layer up, space: a step).
+  t.keys(quote(":step 2") + " Enter " + quote(":back 1") + " Enter");
+  ASSERT_TRUE(t.wait_for("pos 7/8")) << t.screen();
+  std::string s = t.screen();
+  EXPECT_NE(s.find("back 1"), std::string::npos) << s;  // the popup of the second command
+  EXPECT_EQ(s.find("balancing on"), std::string::npos) << s;
+  EXPECT_EQ(s.find("naive"), std::string::npos) << s;
+  t.keys("Escape");  // closes the popup
+  ASSERT_TRUE(t.wait_for("back 1", false)) << t.screen();
+  // Esc in the same burst as `generate 40` stops it after its first token.
+  t.keys(quote(":generate 40") + " Enter Escape");
+  ASSERT_TRUE(t.wait_for("generated 1:")) << t.screen();
+  EXPECT_NE(header(t).find("pos 9/9"), std::string::npos) << t.screen();
+  t.keys("q");  // closes the popup (the Esc was used up stopping, so the popup is still open)
+  ASSERT_TRUE(t.wait_for("generated 1:", false)) << t.screen();
+  t.keys("q");
+  ASSERT_TRUE(t.wait_for("EXIT=0")) << t.screen();
+}
+
 TEST(Explorer, CtrlCRestoresTheTerminal) {
   if (!have_tmux()) GTEST_SKIP() << "tmux not installed";
   Tmux t(kBin + " explore");
