@@ -196,9 +196,13 @@ void BM_OpenSynthetic(benchmark::State& state, model::WeightMode mode) {
 
 // One decode step at context 256; counters: bytes of weights read per token (in their storage
 // format) and this process's resident memory (anonymous and mapped-file pages).
+// keep_copies = false: native weights dequantize the router gates and kv_b_proj again for every
+// token, as before NativeWeights kept their float32 copies.
 void BM_DecodeSynthetic(benchmark::State& state, model::WeightMode mode,
-                        model::MatvecForm form = model::MatvecForm::kInRegisters) {
+                        model::MatvecForm form = model::MatvecForm::kInRegisters,
+                        bool keep_copies = true) {
   model::set_matvec_form(form);
+  model::NativeWeights::set_keep_f32_copies(keep_copies);
   const model::Model m = model::Model::load(synthetic(), 0, mode);
   const int64_t context = 256;
   auto cache = m.new_cache(model::AttnImpl::kAbsorbed);
@@ -213,7 +217,10 @@ void BM_DecodeSynthetic(benchmark::State& state, model::WeightMode mode,
   probe.forward(prefix, pc);
   probe.native()->reset_reads();
   probe.forward(id, pc);
-  double stored = 0, as_f32 = 0;
+  // The router gates and kv_b_proj are read in float32 in both modes (native: their float32
+  // copies, NativeWeights::f32); every other matrix as stored (native) or as float32 (f32).
+  const double copies = static_cast<double>(probe.native()->f32_bytes_read());
+  double stored = copies, as_f32 = copies;
   for (const auto& [name, w] : probe.native()->matrices) {
     stored += static_cast<double>(w.bytes_read());
     as_f32 += static_cast<double>(w.bytes_read()) / static_cast<double>(w.nbytes()) *
@@ -231,6 +238,7 @@ void BM_DecodeSynthetic(benchmark::State& state, model::WeightMode mode,
   state.counters["rss_anon_MB"] = static_cast<double>(mem.rss_anon) / 1e6;
   state.counters["rss_file_MB"] = static_cast<double>(mem.rss_file) / 1e6;
   model::set_matvec_form(model::MatvecForm::kInRegisters);
+  model::NativeWeights::set_keep_f32_copies(true);
 }
 
 BENCHMARK(BM_ReadBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -285,6 +293,10 @@ BENCHMARK_CAPTURE(BM_DecodeSynthetic, f32, model::WeightMode::kF32)
     ->UseRealTime();
 BENCHMARK_CAPTURE(BM_DecodeSynthetic, native_row_decoded, model::WeightMode::kNative,
                   model::MatvecForm::kRowDecoded)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_DecodeSynthetic, native_no_f32_copies, model::WeightMode::kNative,
+                  model::MatvecForm::kInRegisters, false)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK_CAPTURE(BM_DecodeSynthetic, native, model::WeightMode::kNative)

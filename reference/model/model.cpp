@@ -96,10 +96,8 @@ Mat Model::embed(std::span<const int32_t> ids) const {
   return e;
 }
 
-const Mat& Model::f32_matrix(const Mat& w, const std::string& name, Mat& tmp) const {
-  if (!native_) return w;
-  tmp = native_->at(name).to_f32();
-  return tmp;
+const Mat& Model::f32_matrix(const Mat& w, const std::string& name) const {
+  return native_ ? native_->f32(name) : w;
 }
 
 namespace {
@@ -124,8 +122,8 @@ struct Ctx {
     return matmul_wt(x, w);
   }
   // A matrix used as a whole in float32 (router, absorbed kv_b_proj).
-  const Mat& f32(const Mat& w, const std::string& name, Mat& tmp) const {
-    return model.f32_matrix(w, prefix + name, tmp);
+  const Mat& f32(const Mat& w, const std::string& name) const {
+    return model.f32_matrix(w, prefix + name);
   }
 };
 
@@ -169,10 +167,9 @@ Mat mla(const Ctx& ctx, const AttentionWeights& w, const Mat& x, int64_t p0, KVC
 
   // Kv_b split per head: rows [h*(dn+dv), +dn) are W^{UK}_h, the next dv rows W^{UV}_h.
   Mat folded;  // FP8 mode, absorbed form: the weight as its FP8 blocks dequantize
-  Mat stored;  // native weights, absorbed form: kv_b_proj dequantized for this call
-  const Mat& kv_b = impl == AttnImpl::kAbsorbed
-                        ? ctx.f32(w.kv_b_proj, "self_attn.kv_b_proj.weight", stored)
-                        : w.kv_b_proj;
+  // Native weights, absorbed form: kv_b_proj's float32 copy (made once, NativeWeights::f32).
+  const Mat& kv_b = impl == AttnImpl::kAbsorbed ? ctx.f32(w.kv_b_proj, "self_attn.kv_b_proj.weight")
+                                                : w.kv_b_proj;
   if (impl == AttnImpl::kAbsorbed && ctx.opt.absorbed_weight)
     folded = ctx.opt.absorbed_weight(kv_b, ctx.prefix + "self_attn.kv_b_proj.weight");
   const Mat& wkvb = folded.size() ? folded : kv_b;  // [H*(dn+dv), dc]
@@ -235,8 +232,7 @@ Mat mla(const Ctx& ctx, const AttentionWeights& w, const Mat& x, int64_t p0, KVC
 Mat moe(const Ctx& ctx, const MoeWeights& m, const Mat& x, std::vector<LayerTrace*>& traces) {
   const Config& c = ctx.c;
   const int64_t T = x.rows(), E = c.n_routed_experts;
-  Mat gate_tmp;
-  const Mat& gate = ctx.f32(m.gate, "mlp.gate.weight", gate_tmp);
+  const Mat& gate = ctx.f32(m.gate, "mlp.gate.weight");
   Mat logits = x * gate.transpose();  // router in full precision, never FP8  [T, E]
   std::span<const float> bias;
   if (m.e_score_correction_bias.size())

@@ -75,8 +75,8 @@ class Model {
   // Embedding rows for ids: [n, d], in either weight mode.
   Mat embed(std::span<const int32_t> ids) const;
   // The float32 matrix `name` (checkpoint naming): `w` itself with float32 weights, else the
-  // native matrix dequantized into `tmp`.
-  const Mat& f32_matrix(const Mat& w, const std::string& name, Mat& tmp) const;
+  // native matrix's float32 copy (NativeWeights::f32: made once, then kept).
+  const Mat& f32_matrix(const Mat& w, const std::string& name) const;
 
   KVCache new_cache(AttnImpl impl) const { return KVCache(config_, impl); }
 

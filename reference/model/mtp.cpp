@@ -38,9 +38,9 @@ Mat mtp_project(const Model& m, int k, std::span<const int32_t> next_tokens,
   Mat cat(n, 2 * d);  // [n, 2d]
   cat.leftCols(d) = rms_norm(emb, w.enorm, eps);
   cat.rightCols(d) = rms_norm(prev_hidden, w.hnorm, eps);
-  Mat stored;  // native weights: eh_proj dequantized for this call
-  const Mat& eh = m.f32_matrix(
-      w.eh_proj, fmt::format("model.layers.{}.eh_proj.weight", mtp_layer_index(m, k)), stored);
+  // Native weights: eh_proj's float32 copy (made once, NativeWeights::f32).
+  const Mat& eh =
+      m.f32_matrix(w.eh_proj, fmt::format("model.layers.{}.eh_proj.weight", mtp_layer_index(m, k)));
   return cat * eh.transpose();  // M_k: [d, 2d]
 }
 

@@ -46,6 +46,34 @@ uint64_t NativeWeights::bytes_read() const {
 
 void NativeWeights::reset_reads() const {
   for (const auto& [name, m] : matrices) m.reads->store(0);
+  f32_reads.store(0);
+}
+
+namespace {
+std::atomic<bool> g_keep_f32_copies{true};
+}  // namespace
+
+void NativeWeights::set_keep_f32_copies(bool keep) {
+  g_keep_f32_copies = keep;
+}
+
+const Mat& NativeWeights::f32(const std::string& name) const {
+  const CompactMatrix& m = at(name);
+  std::lock_guard<std::mutex> lock(f32_mutex);
+  auto& copy = f32_copies[name];
+  if (!copy || !g_keep_f32_copies) {
+    copy = std::make_unique<const Mat>(m.to_f32());  // one counted pass over the stored bytes
+    return *copy;
+  }
+  f32_reads.fetch_add(static_cast<uint64_t>(copy->size()) * 4, std::memory_order_relaxed);
+  return *copy;
+}
+
+uint64_t NativeWeights::f32_bytes() const {
+  std::lock_guard<std::mutex> lock(f32_mutex);
+  uint64_t n = 0;
+  for (const auto& [name, m] : f32_copies) n += static_cast<uint64_t>(m->size()) * 4;
+  return n;
 }
 
 namespace {

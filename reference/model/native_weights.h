@@ -8,8 +8,10 @@
 // stay empty (0 x 0); the model looks matrices up here by checkpoint name.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -37,7 +39,28 @@ struct NativeWeights {
   const CompactMatrix& at(const std::string& name) const;  // throws std::out_of_range
   uint64_t bytes() const;                                  // all matrices, scales included
   uint64_t bytes_read() const;  // sum of the matrices' read counters (CompactMatrix::reads)
-  void reset_reads() const;
+  void reset_reads() const;     // and f32_bytes_read()
+
+  // The float32 copy of a matrix the model multiplies whole in float32 with Eigen: the router's
+  // gate (eq. 15), the absorbed form's kv_b_proj (W^{UK}, W^{UV} folded into the query and the
+  // output) and MTP's eh_proj (eq. 21). It is made from the stored bytes on first use (that pass
+  // counts in the matrix's reads) and kept, so that a decoded token reads it instead of
+  // dequantizing the whole matrix again: before, every token decoded each layer's kv_b_proj and
+  // wrote and re-read it in float32, four times the stored bytes' traffic plus the decoding.
+  // The copies cost 4 bytes per element of those matrices only (V3-671B: the 61 kv_b_proj
+  // [32768, 512] 4.1 GB, the 58 gates [256, 7168] 0.43 GB, against 689 GB of shards). Each call
+  // counts the copy's bytes in f32_bytes_read(): what a product reading it reads.
+  const Mat& f32(const std::string& name) const;  // throws std::out_of_range
+  // Whether f32() keeps its copies (the default) or dequantizes the matrix again on every call,
+  // as before (kept so that bench_weights times both in one run). Process-wide.
+  static void set_keep_f32_copies(bool keep);
+  uint64_t f32_bytes_read() const { return f32_reads.load(std::memory_order_relaxed); }
+  uint64_t f32_bytes() const;  // the copies made so far
+
+ private:
+  mutable std::mutex f32_mutex;
+  mutable std::unordered_map<std::string, std::unique_ptr<const Mat>> f32_copies;
+  mutable std::atomic<uint64_t> f32_reads{0};
 };
 
 // Opens `dir` (model.safetensors or a sharded index) for config c. Returns the float32 vectors

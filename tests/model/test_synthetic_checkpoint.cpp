@@ -117,8 +117,10 @@ TEST(SyntheticCheckpoint, ADecodedTokenReadsTheDenseWeightsAndOnlyTheChosenExper
   m.forward({&tok, 1}, cache, opt);
 
   // Expected: everything but the routed experts of the main stack and the MTP module (not run
-  // here), plus the chosen experts, plus one embedding row.
-  uint64_t expect = 0;
+  // here), plus the chosen experts, plus one embedding row. The router gates and the absorbed
+  // form's kv_b_proj are read from their float32 copies, made during the prompt (NativeWeights::
+  // f32): the stored bytes not at all, each copy once.
+  uint64_t expect = 0, expect_f32 = 0;
   std::set<std::string> chosen;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l)
     for (int e : trace.tokens[0].layers[l].router.topk_idx)
@@ -128,9 +130,14 @@ TEST(SyntheticCheckpoint, ADecodedTokenReadsTheDenseWeightsAndOnlyTheChosenExper
   for (const auto& [name, w] : n.matrices) {
     const bool routed = name.find(".mlp.experts.") != std::string::npos;
     const bool in_mtp = name.starts_with(mtp);
+    const bool whole_f32 =
+        name.ends_with(".mlp.gate.weight") || name.ends_with(".kv_b_proj.weight");
     if (name == "model.embed_tokens.weight") {
       EXPECT_EQ(w.bytes_read(), static_cast<uint64_t>(w.cols) * 2) << name;  // one BF16 row
       expect += w.bytes_read();
+    } else if (whole_f32 && !in_mtp) {
+      EXPECT_EQ(w.bytes_read(), 0u) << name << " should be read from its float32 copy";
+      expect_f32 += static_cast<uint64_t>(w.rows * w.cols) * 4;
     } else if (in_mtp || (routed && !chosen.count(name))) {
       EXPECT_EQ(w.bytes_read(), 0u) << name << " was read but not needed";
     } else {
@@ -141,6 +148,8 @@ TEST(SyntheticCheckpoint, ADecodedTokenReadsTheDenseWeightsAndOnlyTheChosenExper
   EXPECT_EQ(chosen.size(), static_cast<size_t>(3 * c.num_experts_per_tok *
                                                (c.num_hidden_layers - c.first_k_dense_replace)));
   EXPECT_EQ(n.bytes_read(), expect);
+  EXPECT_EQ(n.f32_bytes_read(), expect_f32);
+  EXPECT_GT(expect_f32, 0u);
   EXPECT_LT(n.bytes_read(), n.bytes() / 2);  // 8 of 32 experts: most of the model stays untouched
 }
 
