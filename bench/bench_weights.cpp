@@ -10,6 +10,7 @@
 
 #include "bench/bandwidth.h"
 #include "reference/io/mapped_file.h"
+#include "reference/model/compact_gemm.h"
 #include "reference/model/compact_linear.h"
 #include "reference/model/model.h"
 #include "reference/model/sampling.h"
@@ -155,6 +156,14 @@ void BM_PrefillBlocked(benchmark::State& state, WeightFormat f) {
   for (auto _ : state) benchmark::DoNotOptimize(model::matmul_wt_blocked(x, w));
   gemm_rate(state);
 }
+// The K-blocked form (compact_gemm.h): Eigen's own GEMM kernel, W decoded one [192, kc] block
+// at a time, bit-identical to BM_PrefillEigen's product on the dequantized W.
+void BM_PrefillKBlocked(benchmark::State& state, WeightFormat f) {
+  const CompactMatrix& w = weight(f);
+  Mat x = Mat::Random(kPrefillTokens, kIn);
+  for (auto _ : state) benchmark::DoNotOptimize(model::matmul_wt_kblocked(x, w));
+  gemm_rate(state);
+}
 void BM_PrefillWholeF32(benchmark::State& state, WeightFormat f) {
   const CompactMatrix& w = weight(f);
   Mat x = Mat::Random(kPrefillTokens, kIn), y(kPrefillTokens, kOut);
@@ -186,6 +195,24 @@ const std::string& synthetic() {
     return p.string();
   }();
   return dir;
+}
+
+// Prefill of 256 tokens on the synthetic checkpoint (a fresh cache each time): f32, and native
+// with each form of matmul_wt for many rows (K-blocked, or the whole W dequantized first).
+void BM_PrefillSynthetic(benchmark::State& state, model::WeightMode mode,
+                         model::PrefillForm form = model::PrefillForm::kKBlocked) {
+  model::set_prefill_form(form);
+  const model::Model m = model::Model::load(synthetic(), 0, mode);
+  const int64_t T = 256;
+  model::Rng rng(2);
+  std::vector<int32_t> ids(T);
+  for (auto& id : ids) id = static_cast<int32_t>(rng.next() % m.config().vocab_size);
+  for (auto _ : state) {
+    auto cache = m.new_cache(model::AttnImpl::kAbsorbed);
+    benchmark::DoNotOptimize(m.forward(ids, cache));
+  }
+  model::set_prefill_form(model::PrefillForm::kKBlocked);
+  state.SetItemsProcessed(state.iterations() * T);
 }
 
 // Opening: native maps the shards and parses their headers; f32 converts every tensor.
@@ -282,10 +309,29 @@ BENCHMARK_CAPTURE(BM_PrefillBlocked, fp8, WeightFormat::kFP8)
 BENCHMARK_CAPTURE(BM_PrefillWholeF32, fp8, WeightFormat::kFP8)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+BENCHMARK_CAPTURE(BM_PrefillKBlocked, f32, WeightFormat::kF32)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_PrefillKBlocked, bf16, WeightFormat::kBF16)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_PrefillKBlocked, fp8, WeightFormat::kFP8)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_OpenSynthetic, f32, model::WeightMode::kF32)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK_CAPTURE(BM_OpenSynthetic, native, model::WeightMode::kNative)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_PrefillSynthetic, f32, model::WeightMode::kF32)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_PrefillSynthetic, native_whole_f32, model::WeightMode::kNative,
+                  model::PrefillForm::kWholeF32)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_PrefillSynthetic, native, model::WeightMode::kNative)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK_CAPTURE(BM_DecodeSynthetic, f32, model::WeightMode::kF32)
