@@ -1,6 +1,7 @@
 #include "reference/model/compact_linear.h"
 
 #include <fmt/format.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -419,40 +420,50 @@ void matvec_eigen_order(const CompactMatrix& w, const float* x, float* y) {
     constexpr WeightFormat F = decltype(f)::value;
     constexpr size_t eb = F == WeightFormat::kF32 ? 4 : F == WeightFormat::kFP8 ? 1 : 2;
     constexpr int R = 4;  // rows per kernel call
-#pragma omp parallel if (out * in > (1 << 18))
+    // Rows o0 .. o0+R-1 (fewer at the end); buf: a row for the exact decoder.
+    auto rows = [&](int64_t o0, RowVec& buf) {
+      const int n = static_cast<int>(std::min<int64_t>(R, out - o0));
+      const uint8_t* p[R];
+      const float* sc[R] = {};
+      bool fast = scales_ok;
+      for (int r = 0; r < n; ++r) {
+        p[r] = w.data + static_cast<size_t>((o0 + r) * in) * eb;
+        if (F != WeightFormat::kFP8) continue;
+        sc[r] = &w.scale_inv[((o0 + r) / 128) * w.scale_cols()];
+        if (check_nan && has_nan_code(p[r], in)) {
+          fast = false;
+          nan_seen.store(true, std::memory_order_relaxed);
+        }
+      }
+      if (!fast) {
+        for (int r = 0; r < n; ++r) y[o0 + r] = dot_decoded(w, o0 + r, x, buf);
+        return;
+      }
+      if (n == R) {
+        dot_rows_eigen_order<F, R>(p, sc, in, x, y + o0);
+      } else {
+        for (int r = 0; r < n; ++r) dot_rows_eigen_order<F, 1>(p + r, sc + r, in, x, y + o0 + r);
+      }
+      for (int r = 0; r < n; ++r)  // the last in % 8 columns, one by one (Eigen's tail)
+        for (int64_t i = in / 8 * 8; i < in; ++i) {
+          float v = scalar_element(w, p[r], i);
+          if (F == WeightFormat::kFP8) v *= sc[r][i / 128];
+          y[o0 + r] = y[o0 + r] + v * x[i];
+        }
+    };
+    // Threads only for a large W, and not inside another region or on a team of one: an
+    // inactive region (`parallel if (false)`) still calls into the runtime, and a nested one
+    // builds a team of one, which cost a tiny model's decode step as much as its products did.
+    if (out * in <= (1 << 18) || omp_in_parallel() || omp_get_max_threads() == 1) {
+      RowVec buf(in);
+      for (int64_t o0 = 0; o0 < out; o0 += R) rows(o0, buf);
+      return;
+    }
+#pragma omp parallel
     {
       RowVec buf(in);
 #pragma omp for schedule(static)
-      for (int64_t o0 = 0; o0 < out; o0 += R) {
-        const int n = static_cast<int>(std::min<int64_t>(R, out - o0));
-        const uint8_t* p[R];
-        const float* sc[R] = {};
-        bool fast = scales_ok;
-        for (int r = 0; r < n; ++r) {
-          p[r] = w.data + static_cast<size_t>((o0 + r) * in) * eb;
-          if (F != WeightFormat::kFP8) continue;
-          sc[r] = &w.scale_inv[((o0 + r) / 128) * w.scale_cols()];
-          if (check_nan && has_nan_code(p[r], in)) {
-            fast = false;
-            nan_seen.store(true, std::memory_order_relaxed);
-          }
-        }
-        if (!fast) {
-          for (int r = 0; r < n; ++r) y[o0 + r] = dot_decoded(w, o0 + r, x, buf);
-          continue;
-        }
-        if (n == R) {
-          dot_rows_eigen_order<F, R>(p, sc, in, x, y + o0);
-        } else {
-          for (int r = 0; r < n; ++r) dot_rows_eigen_order<F, 1>(p + r, sc + r, in, x, y + o0 + r);
-        }
-        for (int r = 0; r < n; ++r)  // the last in % 8 columns, one by one (Eigen's tail)
-          for (int64_t i = in / 8 * 8; i < in; ++i) {
-            float v = scalar_element(w, p[r], i);
-            if (F == WeightFormat::kFP8) v *= sc[r][i / 128];
-            y[o0 + r] = y[o0 + r] + v * x[i];
-          }
-      }
+      for (int64_t o0 = 0; o0 < out; o0 += R) rows(o0, buf);
     }
   });
   if (w.format == WeightFormat::kFP8 && check_nan)

@@ -1,12 +1,14 @@
 #include "reference/model/model.h"
 
 #include <fmt/format.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
 #include <numeric>
+#include <string_view>
 
 namespace dsv3::model {
 namespace fs = std::filesystem;
@@ -15,6 +17,31 @@ namespace {
 
 float silu(float v) {
   return v / (1.0f + std::exp(-v));
+}
+
+// Whether a loop of `work` multiply-adds over T tokens is worth the OpenMP team. A fork/join
+// costs about 1 us on 2 idle cores, so a decode step (T = 1) splits a loop from 2^16 (some 5 us
+// of one core's work: a tiny model's attention past 114 tokens of context, the 4 + 1 experts of
+// its MoE layer). With more tokens the bar stays above 2^20: products past 8 rows are Eigen
+// GEMMs, whose blocking, and so whose sums, depend on the threads they get, and a lower bar
+// would move some of them into a region; a decode step's products (matmul_wt's one-row path,
+// Eigen's GEMV) sum in the same order on any team (test DecodeStep.TwoThreadsGiveTheBitsOfOne).
+bool worth_threads(int64_t work, int64_t T) {
+  return T == 1 ? work >= (int64_t{1} << 16) : work > (int64_t{1} << 20);
+}
+
+// fn(i) for i in [0, n), on the OpenMP team only when `parallel` (and there is a team, not
+// already inside a region). An inactive region (`#pragma omp parallel if (false)`) still calls
+// into the runtime every time, and inside another region it builds a team of one (futex calls
+// included): a tiny model's decode step has dozens.
+template <class Fn>
+void for_each_index(int64_t n, bool parallel, Fn&& fn) {
+  if (!parallel || omp_in_parallel() || omp_get_max_threads() == 1) {
+    for (int64_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t i = 0; i < n; ++i) fn(i);
 }
 
 }  // namespace
@@ -30,6 +57,19 @@ Mat rms_norm(const Mat& x, const Vec& weight, double eps) {
   return y;
 }
 
+// The max and the divisions run in vector lanes with the numbers of the plain loops (a max is
+// exact in any order, up to the sign of a zero, which c z_s - m does not show; each quotient is
+// one rounding); the exponentials are summed one by one, in order.
+void softmax_row(float* z, int64_t n, float c) {
+  float m = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : m)
+  for (int64_t s = 0; s < n; ++s) m = std::max(m, z[s] * c);
+  float sum = 0;
+  for (int64_t s = 0; s < n; ++s) sum += z[s] = std::exp(z[s] * c - m);
+#pragma omp simd
+  for (int64_t s = 0; s < n; ++s) z[s] /= sum;
+}
+
 Mat matmul_wt(const Mat& x, const Mat& w) {
   // A few rows (decode, or verifying a handful of drafts): one pass over W, each output a dot
   // product of a weight row with an input row. This reads W once (a packed GEMM would copy it
@@ -38,9 +78,21 @@ Mat matmul_wt(const Mat& x, const Mat& w) {
   if (x.rows() <= 8) {
     Mat y(x.rows(), w.rows());
     const Eigen::Index out = w.rows(), rows = x.rows();
-#pragma omp parallel for schedule(static) if (out * w.cols() > (1 << 18))
-    for (Eigen::Index o = 0; o < out; ++o)
+    auto dots = [&](Eigen::Index o) {
       for (Eigen::Index t = 0; t < rows; ++t) y(t, o) = w.row(o).dot(x.row(t));
+    };
+    // Threads from 2^18 multiply-adds per row (1 MB of weights, some 15 us of one core's work,
+    // against about 1 us for a fork/join on 2 idle cores), never inside another region (a routed
+    // expert's product). Below that a plain loop, not `parallel if (false)`: an inactive region
+    // still calls into the runtime, and inside another one it builds a team of one, which cost
+    // a tiny model's decode step as much as its products did. Each output is one thread's dot,
+    // whatever the split.
+    if (out * w.cols() < (1 << 18) || omp_in_parallel() || omp_get_max_threads() == 1) {
+      for (Eigen::Index o = 0; o < out; ++o) dots(o);
+    } else {
+#pragma omp parallel for schedule(static)
+      for (Eigen::Index o = 0; o < out; ++o) dots(o);
+    }
     return y;
   }
   return x * w.transpose();
@@ -111,28 +163,33 @@ struct Ctx {
   const Model& model;
 
   // y = x W^T, or the FP8 hook for the projections DeepSeek runs in FP8 (Fig. 6). With native
-  // weights W is the stored matrix of that name, dequantized inside the product.
-  Mat linear(const Mat& x, const Mat& w, const std::string& name) const {
+  // weights W is the stored matrix of that name, dequantized inside the product. The name is
+  // prefix + group + leaf ("model.layers.3." "mlp.experts.5." "up_proj.weight"), put together
+  // only when a hook or a native lookup reads it: float32 decode builds no strings.
+  Mat linear(const Mat& x, const Mat& w, std::string_view leaf, std::string_view group = {}) const {
+    if (!uses_names()) return matmul_wt(x, w);
+    const std::string name = fmt::format("{}{}{}", prefix, group, leaf);
     if (native) {
-      const CompactMatrix& m = native->at(prefix + name);
-      if (opt.linear) return opt.linear(x, m.to_f32(), prefix + name);
+      const CompactMatrix& m = native->at(name);
+      if (opt.linear) return opt.linear(x, m.to_f32(), name);
       return matmul_wt(x, m);
     }
-    if (opt.linear) return opt.linear(x, w, prefix + name);
-    return matmul_wt(x, w);
+    return opt.linear(x, w, name);
   }
+  bool uses_names() const { return native || opt.linear; }
   // A matrix used as a whole in float32 (router, absorbed kv_b_proj).
   const Mat& f32(const Mat& w, const std::string& name) const {
     return model.f32_matrix(w, prefix + name);
   }
 };
 
-// SwiGLU FFN (dense layers, routed and shared experts): down( silu(gate x) * up x ).
-Mat swiglu(const Ctx& ctx, const Mat& x, const FfnWeights& f, const std::string& name) {
-  Mat g = ctx.linear(x, f.gate_proj, name + "gate_proj.weight");
-  Mat u = ctx.linear(x, f.up_proj, name + "up_proj.weight");
+// SwiGLU FFN (dense layers, routed and shared experts): down( silu(gate x) * up x ). `name` is
+// the FFN's tensor group, e.g. "mlp.experts.5.".
+Mat swiglu(const Ctx& ctx, const Mat& x, const FfnWeights& f, std::string_view name) {
+  Mat g = ctx.linear(x, f.gate_proj, "gate_proj.weight", name);
+  Mat u = ctx.linear(x, f.up_proj, "up_proj.weight", name);
   Mat a = g.unaryExpr([](float v) { return silu(v); }).cwiseProduct(u);
-  return ctx.linear(a, f.down_proj, name + "down_proj.weight");
+  return ctx.linear(a, f.down_proj, "down_proj.weight", name);
 }
 
 // Multi-head Latent Attention over x [T, d] at positions p0 .. p0+T-1 (V3 §2.1.1, eq. 1-11).
@@ -189,11 +246,8 @@ Mat mla(const Ctx& ctx, const AttentionWeights& w, const Mat& x, int64_t p0, KVC
   }
 
   Mat o(T, H * dv);  // [T, H*dv], head-major
-  // Threads pay off only when a head's work is large; a fork/join per step costs more than a
-  // tiny model's whole attention.
   const int64_t head_work = S * T * (impl == AttnImpl::kNaive ? dqk + dv : 2 * dc + dr);
-#pragma omp parallel for schedule(static) if (H * head_work > (1 << 20))
-  for (int64_t h = 0; h < H; ++h) {
+  for_each_index(H, worth_threads(H * head_work, T), [&](int64_t h) {
     Mat scores;  // [T, S]
     if (impl == AttnImpl::kNaive) {
       Mat qh = q.middleCols(h * dqk, dqk);
@@ -207,12 +261,7 @@ Mat mla(const Ctx& ctx, const AttentionWeights& w, const Mat& x, int64_t p0, KVC
     // eq. (10): softmax(q^T k / sqrt(d_h + d^R_h)) with a causal mask.
     for (int64_t t = 0; t < T; ++t) {
       const int64_t visible = p0 + t + 1;
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int64_t s = 0; s < visible; ++s) mx = std::max(mx, scores(t, s) * scale);
-      float sum = 0;
-      for (int64_t s = 0; s < visible; ++s)
-        sum += scores(t, s) = std::exp(scores(t, s) * scale - mx);
-      for (int64_t s = 0; s < visible; ++s) scores(t, s) /= sum;
+      softmax_row(scores.row(t).data(), visible, scale);
       for (int64_t s = visible; s < S; ++s) scores(t, s) = 0;
       if (traces[t])
         traces[t]->attn[h].assign(scores.row(t).data(), scores.row(t).data() + visible);
@@ -224,7 +273,7 @@ Mat mla(const Ctx& ctx, const AttentionWeights& w, const Mat& x, int64_t p0, KVC
       Mat lat = scores * cache.a.topRows(S);  // [T, dc]
       o.middleCols(h * dv, dv) = lat * wkvb.middleRows(h * (dn + dv) + dn, dv).transpose();
     }
-  }
+  });
   return ctx.linear(o, w.o_proj, "self_attn.o_proj.weight");  // eq. (11)
 }
 
@@ -237,30 +286,59 @@ Mat moe(const Ctx& ctx, const MoeWeights& m, const Mat& x, std::vector<LayerTrac
   std::span<const float> bias;
   if (m.e_score_correction_bias.size())
     bias = {m.e_score_correction_bias.data(), static_cast<size_t>(E)};
-  std::vector<std::vector<std::pair<int64_t, float>>> routed(E);  // expert -> (token, gate)
+  // (expert, token, gate) for every routed token, sorted by expert; tokens ascending within one.
+  struct Routed {
+    int64_t expert, token;
+    float gate;
+  };
+  std::vector<Routed> routed;
+  routed.reserve(T * c.num_experts_per_tok);
   for (int64_t t = 0; t < T; ++t) {
     RouteResult r = route(c, {logits.row(t).data(), static_cast<size_t>(E)}, bias, ctx.opt.router);
     for (size_t j = 0; j < r.topk_idx.size(); ++j)
-      routed[r.topk_idx[j]].push_back({t, r.topk_weight[j]});
+      routed.push_back({r.topk_idx[j], t, r.topk_weight[j]});
     if (traces[t]) {
       traces[t]->router = std::move(r);
       traces[t]->bias.assign(bias.begin(), bias.end());  // b_i as used by eq. (16) just now
     }
   }
-  std::vector<Mat> outs(E);
-  const int64_t work = T * c.num_experts_per_tok * x.cols() * c.moe_intermediate_size * 3;
-#pragma omp parallel for schedule(dynamic) if (work > (1 << 20))
-  for (int64_t e = 0; e < E; ++e) {
-    if (routed[e].empty()) continue;
-    Mat xe(routed[e].size(), x.cols());
-    for (size_t i = 0; i < routed[e].size(); ++i) xe.row(i) = x.row(routed[e][i].first);
-    outs[e] = swiglu(ctx, xe, m.experts[e], fmt::format("mlp.experts.{}.", e));
-  }
+  std::stable_sort(routed.begin(), routed.end(),
+                   [](const Routed& a, const Routed& b) { return a.expert < b.expert; });
+  std::vector<size_t> first;  // the chosen experts' runs: [first[g], first[g + 1]) of routed
+  for (size_t i = 0; i < routed.size(); ++i)
+    if (i == 0 || routed[i].expert != routed[i - 1].expert) first.push_back(i);
+  first.push_back(routed.size());
+  const int64_t chosen = static_cast<int64_t>(first.size()) - 1;
+
+  // One task per chosen expert; in a decode step the shared experts' FFN is one more, so that
+  // it runs beside the routed ones (with more tokens it runs after them, on the whole team).
+  const bool shared_task = m.shared && T == 1;
+  std::vector<Mat> outs(chosen + (shared_task ? 1 : 0));  // FFN outputs, one per task
+  const int64_t ffns = T * c.num_experts_per_tok + (shared_task ? c.n_shared_experts : 0);
+  const int64_t work = ffns * x.cols() * c.moe_intermediate_size * 3;
+  for_each_index(static_cast<int64_t>(outs.size()), worth_threads(work, T), [&](int64_t g) {
+    if (g == chosen) {  // the shared task
+      outs[g] = swiglu(ctx, x, *m.shared, "mlp.shared_experts.");
+      return;
+    }
+    const int64_t e = routed[first[g]].expert, n = first[g + 1] - first[g];
+    const std::string name = ctx.uses_names() ? fmt::format("mlp.experts.{}.", e) : "";
+    if (n == T) {  // every token (decode: the one token): x itself
+      outs[g] = swiglu(ctx, x, m.experts[e], name);
+      return;
+    }
+    Mat xe(n, x.cols());
+    for (int64_t i = 0; i < n; ++i) xe.row(i) = x.row(routed[first[g] + i].token);
+    outs[g] = swiglu(ctx, xe, m.experts[e], name);
+  });
   Mat y = Mat::Zero(T, x.cols());
-  for (int64_t e = 0; e < E; ++e)  // ascending expert order, as both references accumulate
-    for (size_t i = 0; i < routed[e].size(); ++i)
-      y.row(routed[e][i].first) += routed[e][i].second * outs[e].row(i);
-  if (m.shared) y += swiglu(ctx, x, *m.shared, "mlp.shared_experts.");
+  for (int64_t g = 0; g < chosen; ++g)  // ascending expert order, as both references accumulate
+    for (size_t i = first[g]; i < first[g + 1]; ++i)
+      y.row(routed[i].token) += routed[i].gate * outs[g].row(i - first[g]);
+  if (shared_task)
+    y += outs[chosen];
+  else if (m.shared)
+    y += swiglu(ctx, x, *m.shared, "mlp.shared_experts.");
   return y;
 }
 

@@ -43,6 +43,11 @@ Mat rms_norm(const Mat& x, const Vec& weight, double eps);
 // y = x W^T for x [T, in] and W [out, in] (the nn.Linear convention).
 Mat matmul_wt(const Mat& x, const Mat& w);
 
+// eq. (10) on one row of attention scores z [n], in place: p_s = exp(c z_s - m) / sum_s'
+// exp(c z_s' - m), c the softmax scale and m the largest c z_s (MLA's softmax over the keys a
+// query sees). The same bits as the plain loops (test DecodeStep.SoftmaxRowIsThePlainLoops).
+void softmax_row(float* z, int64_t n, float c);
+
 class Model {
  public:
   // Without a tokenizer the model uses the byte tokenizer.
