@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "reference/io/safetensors.h"
+#include "reference/model/compact_gemm.h"
 #include "reference/model/model.h"
 
 #if defined(__AVX2__)
@@ -478,6 +479,11 @@ void matvec_eigen_order(const CompactMatrix& w, const float* x, float* y) {
 #endif
 }
 
+void matvec_f32(const float* w, int64_t rows, int64_t cols, const float* x, float* y) {
+  const Eigen::Map<const RowVec> xv(x, cols);
+  for (int64_t o = 0; o < rows; ++o) y[o] = Eigen::Map<const RowVec>(w + o * cols, cols).dot(xv);
+}
+
 namespace {
 std::atomic<MatvecForm> matvec_form{MatvecForm::kInRegisters};
 }  // namespace
@@ -504,7 +510,11 @@ Mat matmul_wt(const Mat& x, const CompactMatrix& w) {
   if (x.cols() != w.cols)
     throw std::invalid_argument(
         fmt::format("matmul_wt: x has {} columns, W is [{}, {}]", x.cols(), w.rows, w.cols));
-  if (x.rows() > 8) return x * w.to_f32().transpose();  // as model::matmul_wt: Eigen's GEMM
+  // As model::matmul_wt: Eigen's GEMM, here K-block by K-block on W decoded a block at a time
+  // (compact_gemm.h: the same bits, no float32 copy of the whole W).
+  if (x.rows() > 8)
+    return prefill_form() == PrefillForm::kKBlocked ? matmul_wt_kblocked(x, w)
+                                                    : Mat(x * w.to_f32().transpose());
   if (x.rows() == 1 &&
       matvec_form ==
           MatvecForm::kInRegisters) {  // decode: the weights decoded in registers, in Eigen's order

@@ -13,7 +13,9 @@
 //   * the compact form: matmul_wt(x, CompactMatrix), which never holds more than one row of W in
 //     float32 for few-row inputs. It gives bit-identical results to the reference because each
 //     row is decoded exactly (one rounding: the scale multiply) and then summed with the same
-//     Eigen dot product as model::matmul_wt.
+//     Eigen dot product as model::matmul_wt. For many input rows (prefill) it holds one
+//     [192, kc] block of W per thread in float32 and runs Eigen's own GEMM kernel on it, K-block
+//     by K-block as Eigen's GEMM does (compact_gemm.h), so again the same bits.
 // fused_matvec is a third, faster form for decode (one input row): it dequantizes 8 weights at a
 // time in registers and never writes a float32 row; its summation order is fixed (documented
 // below) and reproduced exactly by fused_matvec_reference.
@@ -76,12 +78,15 @@ CompactMatrix compact_f32(const Mat& w);
 
 // y = x W^T for x [T, in] and compact W [out, in]. Bit-identical to model::matmul_wt(x,
 // w.to_f32_reference()): for T <= 8 each weight row is decoded once into a float32 row and
-// dotted with every input row; for more rows W is dequantized and multiplied by Eigen's GEMM.
+// dotted with every input row; for more rows, Eigen's GEMM K-block by K-block with W decoded one
+// [192, kc] block at a time (matmul_wt_kblocked, compact_gemm.h: the same bits as Eigen's GEMM on
+// the dequantized W, with any thread count).
 Mat matmul_wt(const Mat& x, const CompactMatrix& w);
-// Prefill without a float32 copy of the whole W: W dequantized block_rows rows at a time into
-// one float32 slice, each slice multiplied by Eigen's GEMM into its columns of y. NOT
-// bit-identical to one GEMM over the whole W (Eigen's GEMM sums in an order that depends on
-// the number of output columns), so matmul_wt does not take it yet: each output is within the
+// The first prefill form without a float32 copy of the whole W: W dequantized block_rows rows at
+// a time into one float32 slice, each slice multiplied by Eigen's GEMM into its columns of y.
+// NOT bit-identical to one GEMM over the whole W (Eigen's GEMM picks its K-blocks from the
+// sizes, here the slice's), and slow (x packed again for every slice); kept for comparison, the
+// K-blocked form (compact_gemm.h) replaced it in matmul_wt. Each output is within the
 // dot-product bound gamma_in * sum_i |W[o,i] x[i]| of the exact sum, as the one-GEMM result is
 // (test CompactLinear.PrefillBlockByBlockIsWithinTheDotProductBound).
 Mat matmul_wt_blocked(const Mat& x, const CompactMatrix& w, int64_t block_rows = 256);
@@ -94,6 +99,12 @@ Mat matmul_wt_reference(const Mat& x, const CompactMatrix& w);
 // compact_linear.cpp) and never written out; 4 rows at a time share the loads of x. matmul_wt
 // takes this form for one input row (decode).
 void matvec_eigen_order(const CompactMatrix& w, const float* x, float* y);
+// y = W x for a float32 W [rows, cols] (row-major, contiguous) and x [cols] on one thread: y[o]
+// is Eigen's float dot of W's row o with x (model::matmul_wt's order), allocating nothing. The
+// float32 model's decode product; compiled here rather than in model.cpp, where GCC left Eigen's
+// reduction out of line (tiny's step: 137 against 122 us). The in-register kernel above, in the
+// same order with 4 rows sharing x, was slower in the model (tiny 130 us, small 20 ms against 16).
+void matvec_f32(const float* w, int64_t rows, int64_t cols, const float* x, float* y);
 // The form matmul_wt takes for one input row: in registers (matvec_eigen_order, the default), or
 // each weight row decoded into float32 and then Eigen's dot (the first form, kept so that
 // bench_weights measures both in one run). The same bits either way; process-wide.
