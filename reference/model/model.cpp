@@ -10,6 +10,8 @@
 #include <numeric>
 #include <string_view>
 
+#include "reference/model/compact_linear.h"
+
 namespace dsv3::model {
 namespace fs = std::filesystem;
 
@@ -78,8 +80,12 @@ Mat matmul_wt(const Mat& x, const Mat& w) {
   if (x.rows() <= 8) {
     Mat y(x.rows(), w.rows());
     const Eigen::Index out = w.rows(), rows = x.rows();
-    auto dots = [&](Eigen::Index o) {
-      for (Eigen::Index t = 0; t < rows; ++t) y(t, o) = w.row(o).dot(x.row(t));
+    // Outputs [o0, o1): one input row (decode) through matvec_f32, the same dots.
+    auto outputs = [&](Eigen::Index o0, Eigen::Index o1) {
+      if (rows == 1)
+        return matvec_f32(w.data() + o0 * w.cols(), o1 - o0, w.cols(), x.data(), y.data() + o0);
+      for (Eigen::Index o = o0; o < o1; ++o)
+        for (Eigen::Index t = 0; t < rows; ++t) y(t, o) = w.row(o).dot(x.row(t));
     };
     // Threads from 2^18 multiply-adds per row (1 MB of weights, some 15 us of one core's work,
     // against about 1 us for a fork/join on 2 idle cores), never inside another region (a routed
@@ -88,10 +94,11 @@ Mat matmul_wt(const Mat& x, const Mat& w) {
     // a tiny model's decode step as much as its products did. Each output is one thread's dot,
     // whatever the split.
     if (out * w.cols() < (1 << 18) || omp_in_parallel() || omp_get_max_threads() == 1) {
-      for (Eigen::Index o = 0; o < out; ++o) dots(o);
+      outputs(0, out);
     } else {
+      constexpr Eigen::Index kBlock = 64;  // outputs per task
 #pragma omp parallel for schedule(static)
-      for (Eigen::Index o = 0; o < out; ++o) dots(o);
+      for (Eigen::Index o0 = 0; o0 < out; o0 += kBlock) outputs(o0, std::min(out, o0 + kBlock));
     }
     return y;
   }

@@ -10,6 +10,7 @@
 #include <limits>
 #include <vector>
 
+#include "reference/model/compact_linear.h"
 #include "reference/model/model.h"
 #include "reference/model/sampling.h"
 
@@ -56,6 +57,25 @@ TEST(DecodeStep, SoftmaxRowIsThePlainLoops) {
       softmax_row(fast.data(), n, 0.125f);
       softmax_row_plain(plain.data(), n, 0.125f);
       EXPECT_TRUE(same_bits(fast, plain)) << "n=" << n << " kind=" << kind;
+    }
+}
+
+// The float32 decode product (matmul_wt for one input row, through matvec_f32) gives the bits of
+// Eigen's dot of the rows, w.row(o).dot(x.row(0)) as the few-row path sums them: widths with and
+// without a tail of n % 8, fewer than 8 columns, and a matrix large enough for matmul_wt's
+// threaded path.
+TEST(DecodeStep, Float32MatvecIsEigensDot) {
+  Rng rng(11);
+  for (int64_t in : {1, 5, 8, 15, 16, 64, 130, 1031})
+    for (int64_t out : {1, 3, 130, 2051}) {
+      Mat w(out, in), x(1, in), y(1, out), plain(1, out);
+      for (Eigen::Index i = 0; i < w.size(); ++i) w.data()[i] = float(rng.uniform()) - 0.5f;
+      for (Eigen::Index i = 0; i < x.size(); ++i) x.data()[i] = float(rng.uniform()) - 0.5f;
+      matvec_f32(w.data(), out, in, x.data(), y.data());
+      for (int64_t o = 0; o < out; ++o) plain(0, o) = w.row(o).dot(x.row(0));
+      EXPECT_EQ(std::memcmp(y.data(), plain.data(), 4 * out), 0) << out << "x" << in;
+      const Mat mm = matmul_wt(x, w);
+      EXPECT_EQ(std::memcmp(mm.data(), plain.data(), 4 * out), 0) << out << "x" << in;
     }
 }
 
