@@ -78,6 +78,11 @@ void BM_Prefill(benchmark::State& state, const std::string& name, AttnImpl impl)
     benchmark::DoNotOptimize(m.forward(ids, cache, {}));
   }
   state.SetItemsProcessed(state.iterations() * T);
+  // The projections' share of the work (attention's scores and sums not counted), to set beside
+  // BM_EigenGemm's rate in the same run (issue 18: prefill at >= 50% of it).
+  state.counters["linear_GFLOP/s"] = benchmark::Counter(
+      static_cast<double>(T) * linear_flops_per_token(m.config()),
+      benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
 // Random initialisation of a whole model (Model::load of a config without a checkpoint: every
