@@ -16,64 +16,16 @@
 #include "reference/model/compact_linear.h"
 #include "reference/model/model.h"
 #include "reference/model/sampling.h"
+#include "tests/support/compact_random.h"
 
 namespace dsv3::model {
 namespace {
 
-double gaussian(Rng& rng) {  // Box-Muller
-  const double u1 = 1.0 - rng.uniform(), u2 = rng.uniform();
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
-}
-
-// Random bytes of format f, [rows, cols]: no NaN codes (NaN != NaN would hide a mismatch), F16
-// never NaN or Inf; FP8 block scales of several binades.
+using test_support::random_x;
+using test_support::same_bits;
+// Random weights of format f, [rows, cols], without NaN codes (NaN != NaN would hide a mismatch).
 CompactMatrix random_weights(WeightFormat f, int64_t rows, int64_t cols, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<uint8_t> bytes(static_cast<size_t>(rows * cols) * element_bytes(f));
-  std::vector<float> scales;
-  switch (f) {
-    case WeightFormat::kFP8:
-      for (uint8_t& b : bytes) {
-        b = static_cast<uint8_t>(rng.next() & 0xFF);
-        if ((b & 0x7F) == 0x7F) b ^= 0x01;
-      }
-      for (int64_t i = 0; i < ((rows + 127) / 128) * ((cols + 127) / 128); ++i)
-        scales.push_back(std::ldexp(1.0f + 0.37f * static_cast<float>(i % 5), -12 + int(i % 7)));
-      break;
-    case WeightFormat::kBF16:
-      for (size_t i = 0; i < bytes.size(); i += 2) {
-        const float g = static_cast<float>(gaussian(rng));
-        const uint16_t v = static_cast<uint16_t>(std::bit_cast<uint32_t>(g) >> 16);
-        std::memcpy(&bytes[i], &v, 2);
-      }
-      break;
-    case WeightFormat::kF16:
-      for (size_t i = 0; i < bytes.size(); i += 2) {
-        uint16_t v = static_cast<uint16_t>(rng.next() & 0xFFFF);
-        if (((v >> 10) & 0x1F) == 0x1F) v &= 0xBFFF;  // exponent 31 (Inf/NaN) -> finite
-        std::memcpy(&bytes[i], &v, 2);
-      }
-      break;
-    case WeightFormat::kF32:
-      for (size_t i = 0; i < bytes.size(); i += 4) {
-        const float v = static_cast<float>(gaussian(rng));
-        std::memcpy(&bytes[i], &v, 4);
-      }
-      break;
-  }
-  return make_compact(f, rows, cols, std::move(bytes), std::move(scales));
-}
-
-Mat random_x(int64_t rows, int64_t cols, uint64_t seed) {
-  Rng rng(seed);
-  Mat x(rows, cols);
-  for (Eigen::Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(gaussian(rng));
-  return x;
-}
-
-bool same_bits(const Mat& a, const Mat& b) {
-  return a.rows() == b.rows() && a.cols() == b.cols() &&
-         std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
+  return test_support::random_compact(f, rows, cols, seed);
 }
 
 // Eigen's GEMM as the float32 model calls it (model::matmul_wt, more than 8 rows).
