@@ -323,7 +323,10 @@ Mat moe(const Ctx& ctx, const MoeWeights& m, const Mat& x, std::vector<LayerTrac
   std::vector<Mat> outs(chosen + (shared_task ? 1 : 0));  // FFN outputs, one per task
   const int64_t ffns = T * c.num_experts_per_tok + (shared_task ? c.n_shared_experts : 0);
   const int64_t work = ffns * x.cols() * c.moe_intermediate_size * 3;
-  for_each_index(static_cast<int64_t>(outs.size()), worth_threads(work, T), [&](int64_t g) {
+  // With a linear hook the experts run one after another: the hook sees them in order, on the
+  // calling thread (ForwardOptions::linear).
+  const bool threads = worth_threads(work, T) && !ctx.opt.linear;
+  for_each_index(static_cast<int64_t>(outs.size()), threads, [&](int64_t g) {
     if (g == chosen) {  // the shared task
       outs[g] = swiglu(ctx, x, *m.shared, "mlp.shared_experts.");
       return;

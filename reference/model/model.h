@@ -28,7 +28,9 @@ struct ForwardOptions {
   // When set, every linear layer that DeepSeek-V3 runs in FP8 (attention projections, dense
   // and expert FFNs; paper Fig. 6) calls this instead of x W^T. `name` is the checkpoint
   // tensor name, e.g. "model.layers.3.mlp.experts.5.up_proj.weight". Embedding, head,
-  // router, norms and attention scores never go through it.
+  // router, norms and attention scores never go through it. It is called on the calling thread,
+  // one layer after another in the model's order (the experts of a layer in ascending order):
+  // hooks may record what they see without locking (the explorer's FP8 panel does).
   std::function<Mat(const Mat& x, const Mat& w, const std::string& name)> linear;
   // The absorbed attention form folds kv_b_proj into the query and output products instead of
   // running it as a GEMM. When set, it folds the matrix this returns for the weight (name as

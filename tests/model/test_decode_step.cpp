@@ -6,8 +6,11 @@
 
 #include <bit>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "reference/model/compact_linear.h"
@@ -110,6 +113,42 @@ TEST(DecodeStep, TwoThreadsGiveTheBitsOfOne) {
     }
   }
   omp_set_num_threads(saved);
+}
+
+// ForwardOptions::linear is called on the calling thread, in the model's order, even where a
+// decode step would split the experts between threads: hooks record what they see without a
+// lock (the explorer's FP8 panel; the fuzzer found its vector grown from two threads at once).
+TEST(DecodeStep, LinearHookRunsOnTheCallingThreadInModelOrder) {
+  const Model m = Model::load("tiny");
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(2);
+  KVCache cache = m.new_cache(AttnImpl::kNaive);
+  const std::vector<int32_t> prompt = {3, 1, 4, 1, 5, 9, 2, 6};
+  m.forward(prompt, cache);
+  std::vector<std::string> names;
+  std::vector<std::thread::id> threads;
+  ForwardOptions opt;
+  opt.linear = [&](const Mat& x, const Mat& w, const std::string& name) {
+    names.push_back(name);  // no lock: must not be called from two threads at once
+    threads.push_back(std::this_thread::get_id());
+    return matmul_wt(x, w);
+  };
+  const int32_t one[1] = {7};
+  m.forward(one, cache, opt);
+  omp_set_num_threads(saved);
+  ASSERT_FALSE(names.empty());
+  for (const std::thread::id& id : threads) EXPECT_EQ(id, std::this_thread::get_id());
+  // Within a layer the routed experts come in ascending order.
+  int last_layer = -1, last_expert = -1;
+  for (const std::string& n : names) {
+    int layer = -1, expert = -1;
+    if (std::sscanf(n.c_str(), "model.layers.%d.mlp.experts.%d.", &layer, &expert) != 2) continue;
+    if (layer == last_layer) {
+      EXPECT_GE(expert, last_expert) << n;
+    }
+    last_layer = layer;
+    last_expert = expert;
+  }
 }
 
 }  // namespace
