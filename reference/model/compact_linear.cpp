@@ -13,6 +13,7 @@
 #include "reference/io/safetensors.h"
 #include "reference/model/compact_gemm.h"
 #include "reference/model/model.h"
+#include "reference/model/threads.h"
 
 #if defined(__AVX2__)
 #include <immintrin.h>
@@ -452,10 +453,8 @@ void matvec_eigen_order(const CompactMatrix& w, const float* x, float* y) {
           y[o0 + r] = y[o0 + r] + v * x[i];
         }
     };
-    // Threads only for a large W, and not inside another region or on a team of one: an
-    // inactive region (`parallel if (false)`) still calls into the runtime, and a nested one
-    // builds a team of one, which cost a tiny model's decode step as much as its products did.
-    if (out * in <= (1 << 18) || omp_in_parallel() || omp_get_max_threads() == 1) {
+    // Threads only for a large W (open_team: not inside another region, not a team of one).
+    if (!open_team(out * in > (1 << 18))) {
       RowVec buf(in);
       for (int64_t o0 = 0; o0 < out; o0 += R) rows(o0, buf);
       return;

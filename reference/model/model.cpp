@@ -1,7 +1,6 @@
 #include "reference/model/model.h"
 
 #include <fmt/format.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +10,7 @@
 #include <string_view>
 
 #include "reference/model/compact_linear.h"
+#include "reference/model/threads.h"
 
 namespace dsv3::model {
 namespace fs = std::filesystem;
@@ -32,13 +32,11 @@ bool worth_threads(int64_t work, int64_t T) {
   return T == 1 ? work >= (int64_t{1} << 16) : work > (int64_t{1} << 20);
 }
 
-// fn(i) for i in [0, n), on the OpenMP team only when `parallel` (and there is a team, not
-// already inside a region). An inactive region (`#pragma omp parallel if (false)`) still calls
-// into the runtime every time, and inside another region it builds a team of one (futex calls
-// included): a tiny model's decode step has dozens.
+// fn(i) for i in [0, n), on the OpenMP team only when `parallel` (open_team: there is a team, and
+// not already inside a region).
 template <class Fn>
 void for_each_index(int64_t n, bool parallel, Fn&& fn) {
-  if (!parallel || omp_in_parallel() || omp_get_max_threads() == 1) {
+  if (!open_team(parallel)) {
     for (int64_t i = 0; i < n; ++i) fn(i);
     return;
   }
@@ -89,17 +87,10 @@ Mat matmul_wt(const Mat& x, const Mat& w) {
     };
     // Threads from 2^18 multiply-adds per row (1 MB of weights, some 15 us of one core's work,
     // against about 1 us for a fork/join on 2 idle cores), never inside another region (a routed
-    // expert's product). Below that a plain loop, not `parallel if (false)`: an inactive region
-    // still calls into the runtime, and inside another one it builds a team of one, which cost
-    // a tiny model's decode step as much as its products did. Each output is one thread's dot,
-    // whatever the split.
-    if (out * w.cols() < (1 << 18) || omp_in_parallel() || omp_get_max_threads() == 1) {
-      outputs(0, out);
-    } else {
-      constexpr Eigen::Index kBlock = 64;  // outputs per task
-#pragma omp parallel for schedule(static)
-      for (Eigen::Index o0 = 0; o0 < out; o0 += kBlock) outputs(o0, std::min(out, o0 + kBlock));
-    }
+    // expert's product). Each output is one thread's dot, whatever the split.
+    constexpr Eigen::Index kBlock = 64;  // outputs per task
+    for_each_index((out + kBlock - 1) / kBlock, out * w.cols() >= (1 << 18),
+                   [&](int64_t b) { outputs(b * kBlock, std::min(out, (b + 1) * kBlock)); });
     return y;
   }
   return x * w.transpose();
